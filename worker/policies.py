@@ -72,14 +72,17 @@ def role_permission_policy(scope: StorageScope) -> Policy:
         },
     ]
     if scope.queue_arn:
+        # AWS authorises DeleteMessageBatch / ChangeMessageVisibilityBatch by sqs:DeleteMessage /
+        # sqs:ChangeMessageVisibility; emulators check the batch names. The trailing wildcard matches only
+        # those (and nothing else in AWS), so one document is right in both.
         statements.append(
             {
                 "Sid": "ConsumeQueue",
                 "Effect": "Allow",
                 "Action": [
                     "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage*",
+                    "sqs:ChangeMessageVisibility*",
                     "sqs:GetQueueAttributes",
                 ],
                 "Resource": scope.queue_arn,
