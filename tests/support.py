@@ -19,7 +19,7 @@ from worker import service
 from worker.config import Settings, load_settings
 from worker.credentials import RefreshWindows
 from worker.observability import Metrics
-from worker.pipeline import Outcome
+from worker.pipeline import Outcome, Renderer
 from worker.provision import Deployment
 from worker.queue import Message
 
@@ -49,7 +49,11 @@ def jpeg_bytes(
 
 
 def worker_settings(deployment: Deployment, **overrides: str) -> Settings:
-    env = deployment.worker_env() | {"THUMBX_WAIT_SECONDS": "1", "THUMBX_CONCURRENCY": "4"} | overrides
+    env = (
+        deployment.worker_env()
+        | {"THUMBX_WAIT_SECONDS": "1", "THUMBX_CONCURRENCY": "4", "THUMBX_HEALTH_PORT": "0"}
+        | overrides
+    )
     return load_settings(env)
 
 
@@ -66,6 +70,7 @@ class RunningWorker:
     metrics: Metrics
     outcomes: list[Outcome] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    health_port: int | None = None
 
     def outcome_for(self, key: str) -> Outcome | None:
         return next((o for o in self.outcomes if o.key == key), None)
@@ -78,6 +83,7 @@ async def running_worker(
     settings: Settings | None = None,
     windows: RefreshWindows | None = None,
     base_session: aioboto3.Session | None = None,
+    renderer: Renderer | None = None,
 ) -> AsyncIterator[RunningWorker]:
     """Run the real service in this event loop as account A's worker; stop it on exit."""
     state = RunningWorker(metrics=Metrics())
@@ -95,6 +101,8 @@ async def running_worker(
             windows=windows,
             observer=observe,
             metrics=state.metrics,
+            renderer=renderer,
+            on_health_port=lambda port: setattr(state, "health_port", port),
         )
     )
     try:

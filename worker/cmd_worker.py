@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
+import threading
 from typing import Any
 
 from worker import service
-from worker.config import load_settings
+from worker.config import Settings, load_settings
 from worker.observability import configure_logging
+from worker.pipeline import Renderer
 
 
 def register(subparsers: Any) -> None:
@@ -19,5 +23,16 @@ def register(subparsers: Any) -> None:
 def run(_args: argparse.Namespace) -> int:
     settings = load_settings()  # ConfigError -> one line naming the variable, exit 2 (worker.cli)
     configure_logging(settings.log_format, settings.log_level)
-    asyncio.run(service.run(settings, handle_signals=True))
+    return serve(settings)
+
+
+def serve(settings: Settings, *, renderer: Renderer | None = None) -> int:
+    """Run until SIGTERM/SIGINT; return 0 once acks are flushed and unfinished messages are back."""
+    asyncio.run(service.run(settings, handle_signals=True, renderer=renderer))
+    if any(t.name.startswith("render") and t.is_alive() for t in threading.enumerate()):
+        # A render abandoned at the shutdown deadline still runs in its thread; its message is already
+        # visible again. Exiting normally would join that thread past the deadline, so leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

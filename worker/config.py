@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from worker.errors import ConfigError
 from worker.keys import KeyLayout
@@ -53,6 +53,13 @@ class Settings:
     dlq_url: str | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
+    # --- reliability (issue 4): shutdown, retries, heartbeat cap, health endpoint, EMF metrics
+    shutdown_seconds: int = 25  # fits ECS's default 30 s stopTimeout with room to release and flush
+    retry_base_seconds: int = 10
+    max_extend_seconds: int = 3600  # heartbeat cap: stop extending a message's visibility after this long
+    health_host: str = "127.0.0.1"
+    health_port: int | None = 8080  # None: no health server; 0: any free port
+    emf_seconds: int = 60  # CloudWatch Embedded Metric Format log line every N seconds; 0: off
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -105,7 +112,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dlq_url=reader.optional("THUMBX_DLQ_URL"),
         log_format=_log_format(reader.choice("THUMBX_LOG_FORMAT", "auto", ("auto", "json", "console"))),
         log_level=reader.choice("THUMBX_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        **_reliability(reader),
     )
+
+
+def _reliability(reader: _Reader) -> dict[str, Any]:
+    port = reader.text("THUMBX_HEALTH_PORT", "8080")
+    return {
+        "shutdown_seconds": reader.integer("THUMBX_SHUTDOWN_SECONDS", 25, 1, 3600),
+        "retry_base_seconds": reader.integer("THUMBX_RETRY_BASE_SECONDS", 10, 0, 900),
+        "max_extend_seconds": reader.integer("THUMBX_MAX_EXTEND_SECONDS", 3600, 0, 43200),
+        "health_host": reader.text("THUMBX_HEALTH_HOST", "127.0.0.1"),
+        "health_port": (
+            None if port.lower() == "off" else reader.integer("THUMBX_HEALTH_PORT", 8080, 0, 65535)
+        ),
+        "emf_seconds": reader.integer("THUMBX_EMF_SECONDS", 60, 0, 86400),
+    }
 
 
 def _check_layout(layout: KeyLayout) -> None:

@@ -3,9 +3,21 @@
 A message's fate is decided from the outcomes of its records:
 
 * every record succeeded or was ignored on purpose -> deleted (in batches);
-* any record failed transiently -> left on the queue, its visibility set to a growing backoff;
-* otherwise any record failed permanently -> sent to the DLQ with the reason attached, then deleted
+* any record failed transiently -> left on the queue, its visibility set to a growing backoff (records that
+  succeeded are skipped cheaply on redelivery: the pipeline's one-HEAD idempotency check);
+* otherwise any record failed permanently -> sent to the DLQ once, with the reason and the failed record
+  indexes attached, then deleted; the other records of that body were written and stay written
   (without a DLQ configured it is left for the queue's redrive policy instead).
+
+Reliability rules (at-least-once, nothing lost):
+
+* receive only when there is room (at most ``concurrency`` messages held), asking SQS for an explicit
+  visibility timeout so the heartbeat knows when each message would reappear;
+* the heartbeat extends every held message before it would reappear, in batches, up to a cap;
+* when credentials cannot be obtained the loop pauses receiving (exponential backoff, jitter) instead of
+  burning receive counts towards the DLQ, and resumes on its own;
+* on stop: no more receives, in-flight work may finish until the shutdown deadline, unfinished messages are
+  returned at once (visibility 0), pending deletes are flushed.
 """
 
 from __future__ import annotations
@@ -14,14 +26,15 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 import structlog
 
 from worker.errors import ThumbxError
-from worker.events import parse_body
+from worker.events import ObjectRef, parse_body
 from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline
 from worker.queue import Message, MessageQueue
@@ -30,6 +43,10 @@ log = structlog.get_logger(__name__)
 
 Fate = Literal["delete", "retry", "dead_letter"]
 OutcomeObserver = Callable[[Message, Sequence[Outcome]], None]
+ReadinessGate = Callable[[], Awaitable[object]]
+"""Raises a ThumbxError (e.g. CredentialsUnavailable) when the worker should not receive now."""
+
+CREDENTIAL_REASONS = frozenset({"credentials_unavailable"})
 
 
 class DeadLetterSink(Protocol):
@@ -44,6 +61,13 @@ class ConsumerConfig:
     retry_base_seconds: int = 10
     retry_max_seconds: int = 900
     delete_batch_delay: float = 0.05
+    shutdown_seconds: float = 25.0
+    max_extend_seconds: int = 3600
+    pause_max_seconds: float = 30.0
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return max(0.5, self.visibility_timeout / 4)
 
 
 def decide(outcomes: Sequence[Outcome]) -> Fate:
@@ -61,6 +85,44 @@ def retry_delay(receive_count: int, config: ConsumerConfig) -> int:
     return int(min(config.retry_max_seconds, delay * jitter))
 
 
+def pause_seconds(failures: int, cap: float) -> float:
+    """Backoff while receiving is impossible: 0.5 s doubling per failure, capped, jitter in [50%, 100%]."""
+    return float(min(cap, 0.5 * 2.0 ** min(failures, 16)) * random.uniform(0.5, 1.0))
+
+
+def extension_due(lease: Lease, now: float, config: ConsumerConfig) -> int | None:
+    """Seconds to extend ``lease``'s visibility by now, or None (not due yet, or past the cap)."""
+    if lease.visible_until - now > config.visibility_timeout / 2:
+        return None
+    left_under_cap = lease.received_at + config.max_extend_seconds - now
+    if left_under_cap <= 0:
+        return None
+    return int(max(1, min(config.visibility_timeout, left_under_cap)))
+
+
+@dataclass
+class Lease:
+    """A message this worker holds: when it was received, when it would reappear, whether it is settled."""
+
+    message: Message
+    received_at: float
+    visible_until: float
+    settled: bool = False  # fate decided: the heartbeat and the shutdown release leave it alone
+    capped: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class ConsumerStatus:
+    """What /healthz and /readyz read."""
+
+    last_tick: float = field(default_factory=time.monotonic)
+    last_receive_ok: float | None = None
+    last_receive_error: str | None = None
+    paused_until: float = 0.0
+    draining: bool = False
+
+
 class Consumer:
     def __init__(
         self,
@@ -71,6 +133,7 @@ class Consumer:
         metrics: Metrics | None = None,
         dead_letters: DeadLetterSink | None = None,
         observer: OutcomeObserver | None = None,
+        gate: ReadinessGate | None = None,
     ) -> None:
         self._queue = queue
         self._pipeline = pipeline
@@ -78,107 +141,173 @@ class Consumer:
         self._metrics = metrics or Metrics()
         self._dlq = dead_letters
         self._observer = observer
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._room = asyncio.Condition()
+        self._gate = gate
+        self._leases: dict[str, Lease] = {}
+        self._room = asyncio.Event()
         self._deletes: list[Message] = []
         self._delete_flush: asyncio.Task[None] | None = None
-        self.last_tick = time.monotonic()
+        self._failures = 0
+        self.status = ConsumerStatus()
 
     @property
     def in_flight(self) -> int:
-        return len(self._in_flight)
+        return len(self._leases)
+
+    @property
+    def last_tick(self) -> float:
+        return self.status.last_tick
+
+    # --- main loop ----------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Consume until ``stop`` is set, then let in-flight work finish and flush deletes."""
+        """Consume until ``stop`` is set, then drain within the shutdown deadline (see module doc)."""
+        heartbeat = asyncio.create_task(self._heartbeat(), name="thumbx-heartbeat")
+        try:
+            await self._receive_loop(stop)
+        finally:
+            await self._shutdown(heartbeat)
+
+    async def _receive_loop(self, stop: asyncio.Event) -> None:
         stop_wait = asyncio.create_task(stop.wait())
-        failures = 0
         try:
             while not stop.is_set():
-                self.last_tick = time.monotonic()
-                await self._wait_for_room(stop)
-                if stop.is_set():
-                    break
-                free = self._config.concurrency - self.in_flight
-                receive = asyncio.create_task(self._queue.receive(min(10, free), self._config.wait_seconds))
-                await asyncio.wait({receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-                if not receive.done():
-                    receive.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, ThumbxError):
-                        await receive
-                    break
-                try:
-                    messages = receive.result()
-                    failures = 0
-                except ThumbxError as exc:
-                    failures += 1
-                    pause = min(30.0, 0.5 * 2**failures) * random.uniform(0.5, 1.0)
-                    log.warning("receive_failed", error=str(exc), reason=exc.reason, pause_s=round(pause, 2))
-                    self._metrics.inc("thumbx_receive_errors_total", reason=exc.reason)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), pause)
+                self._tick()
+                if not await self._wait_for_room(stop_wait):
+                    return
+                held = self.status.paused_until - time.monotonic()
+                if held > 0:  # a job just failed for want of credentials: let them come back first
+                    await asyncio.wait({stop_wait}, timeout=held)
                     continue
+                try:
+                    if self._gate is not None:
+                        await self._gate()
+                    messages = await self._receive(stop_wait)
+                except ThumbxError as exc:
+                    await self._pause(exc, stop_wait)
+                    continue
+                if messages is None:
+                    return  # stopped while polling
+                self._failures = 0
+                self.status.last_receive_ok = time.monotonic()
+                self.status.last_receive_error = None
                 for message in messages:
-                    self._metrics.inc("thumbx_messages_received_total")
-                    task = asyncio.create_task(self._handle(message))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._done)
+                    self._start(message)
         finally:
             stop_wait.cancel()
-            await self.drain()
 
-    async def drain(self) -> None:
-        if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
-        await self.flush_deletes()
+    def _tick(self) -> None:
+        self.status.last_tick = time.monotonic()
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        asyncio.get_running_loop().create_task(self._notify_room())
+    async def _wait_for_room(self, stop_wait: asyncio.Task[bool]) -> bool:
+        """Wait until fewer than ``concurrency`` messages are held; False when stopped meanwhile."""
+        while self.in_flight >= self._config.concurrency:
+            self._room.clear()
+            room = asyncio.create_task(self._room.wait())
+            await asyncio.wait({room, stop_wait}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            room.cancel()
+            self._tick()
+            if stop_wait.done():
+                return False
+        return not stop_wait.done()
 
-    async def _notify_room(self) -> None:
-        async with self._room:
-            self._room.notify_all()
+    async def _receive(self, stop_wait: asyncio.Task[bool]) -> list[Message] | None:
+        free = self._config.concurrency - self.in_flight
+        receive = asyncio.create_task(
+            self._queue.receive(
+                min(10, free), self._config.wait_seconds, visibility_timeout=self._config.visibility_timeout
+            )
+        )
+        await asyncio.wait({receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if not receive.done():
+            # Stopping: abandon the long poll. A message SQS hands out in this very instant reappears after
+            # its visibility timeout (at-least-once holds; nothing is lost).
+            receive.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ThumbxError):
+                await receive
+            return None
+        return receive.result()
 
-    async def _wait_for_room(self, stop: asyncio.Event) -> None:
-        async with self._room:
-            while self.in_flight >= self._config.concurrency and not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._room.wait(), 1.0)
+    async def _pause(self, exc: ThumbxError, stop_wait: asyncio.Task[bool]) -> None:
+        self._failures += 1
+        pause = pause_seconds(self._failures, self._config.pause_max_seconds)
+        self.status.last_receive_error = f"{exc.reason}: {exc}"
+        self.status.paused_until = time.monotonic() + pause
+        log.warning("receive_paused", error=str(exc), reason=exc.reason, pause_s=round(pause, 2))
+        self._metrics.inc("thumbx_receive_errors_total", reason=exc.reason)
+        await asyncio.wait({stop_wait}, timeout=pause)
 
-    async def _handle(self, message: Message) -> None:
+    def _trip_credentials_pause(self) -> None:
+        """A job failed for want of credentials: hold receiving too, so queued messages keep their counts."""
+        self._failures = max(self._failures, 1)
+        pause = pause_seconds(self._failures, self._config.pause_max_seconds)
+        self.status.paused_until = max(self.status.paused_until, time.monotonic() + pause)
+
+    def _start(self, message: Message) -> None:
+        now = time.monotonic()
+        self._metrics.inc("thumbx_messages_received_total")
+        if message.message_id in self._leases:
+            return  # the same delivery twice in one batch: already held
+        lease = Lease(message, received_at=now, visible_until=now + self._config.visibility_timeout)
+        self._leases[message.message_id] = lease
+        lease.task = asyncio.create_task(self._handle(lease))
+        self._metrics.set("thumbx_in_flight", self.in_flight)
+
+    def _release_lease(self, lease: Lease) -> None:
+        if self._leases.get(lease.message.message_id) is lease:
+            del self._leases[lease.message.message_id]
+        self._metrics.set("thumbx_in_flight", self.in_flight)
+        self._room.set()
+
+    # --- one message --------------------------------------------------------------------------------------
+
+    async def _handle(self, lease: Lease) -> None:
+        message = lease.message
         started = time.perf_counter()
-        outcomes = [await self._pipeline.process(item) for item in parse_body(message.body)]
-        fate = decide(outcomes)
         try:
-            if fate == "delete":
-                await self._schedule_delete(message)
-            elif fate == "retry":
-                delay = retry_delay(message.receive_count, self._config)
-                await self._queue.change_visibility([message], delay)
-                self._metrics.inc("thumbx_messages_retried_total")
-            else:
-                await self._dead_letter(message, outcomes)
-        except ThumbxError as exc:
-            # Could not ack/retry/dead-letter: the message reappears after its visibility timeout.
-            log.warning("ack_failed", message_id=message.message_id, fate=fate, error=str(exc))
-        self._record(message, outcomes, fate, (time.perf_counter() - started) * 1000)
+            items = parse_body(message.body)
+            outcomes = [await self._pipeline.process(item) for item in items]
+            lease.settled = True
+            fate = decide(outcomes)
+            if any(o.reason in CREDENTIAL_REASONS for o in outcomes):
+                self._trip_credentials_pause()
+            try:
+                if fate == "delete":
+                    await self._schedule_delete(message)
+                elif fate == "retry":
+                    delay = retry_delay(message.receive_count, self._config)
+                    await self._queue.change_visibility([message], delay)
+                    self._metrics.inc("thumbx_messages_retried_total")
+                else:
+                    await self._dead_letter(message, outcomes)
+            except ThumbxError as exc:
+                # Could not ack/retry/dead-letter: the message reappears after its visibility timeout.
+                log.warning("ack_failed", message_id=message.message_id, fate=fate, error=str(exc))
+            self._record(message, items, outcomes, fate, time.perf_counter() - started)
+        finally:
+            self._release_lease(lease)
 
     async def _dead_letter(self, message: Message, outcomes: Sequence[Outcome]) -> None:
-        failed = next(o for o in outcomes if o.status == "permanent")
+        failed = [(i, o) for i, o in enumerate(outcomes) if o.status == "permanent"]
+        first = failed[0][1]
         if self._dlq is None:
-            log.warning("no_dlq_configured", message_id=message.message_id, reason=failed.reason)
+            log.warning("no_dlq_configured", message_id=message.message_id, reason=first.reason)
             return  # the queue's redrive policy moves it after maxReceiveCount
         await self._dlq.send(
             message.body,
             {
-                "thumbx-reason": failed.reason,
-                "thumbx-detail": failed.detail or failed.reason,
-                "thumbx-key": failed.key or "-",
+                "thumbx-reason": first.reason,
+                "thumbx-detail": first.detail or first.reason,
+                "thumbx-key": first.key or "-",
+                "thumbx-failed-records": ",".join(str(i) for i, _ in failed),
+                "thumbx-records": str(len(outcomes)),
                 "thumbx-source-message-id": message.message_id,
             },
         )
-        self._metrics.inc("thumbx_messages_dead_lettered_total", reason=failed.reason)
+        for _, outcome in failed:
+            self._metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
         await self._schedule_delete(message)
+
+    # --- batched acks -------------------------------------------------------------------------------------
 
     async def _schedule_delete(self, message: Message) -> None:
         self._deletes.append(message)
@@ -204,19 +333,118 @@ class Consumer:
             log.warning("delete_failed", message_id=message_id, code=code)
         self._metrics.inc("thumbx_messages_deleted_total", len(batch) - len(result.failed))
 
-    def _record(self, message: Message, outcomes: Sequence[Outcome], fate: Fate, elapsed_ms: float) -> None:
-        for outcome in outcomes:
+    # --- visibility heartbeat -----------------------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.heartbeat_interval)
+            await self.extend_due()
+
+    async def extend_due(self) -> None:
+        """One heartbeat: extend every held, unsettled message close to reappearing (batched by timeout)."""
+        now = time.monotonic()
+        due: dict[int, list[Lease]] = {}
+        for lease in list(self._leases.values()):
+            if lease.settled:
+                continue
+            seconds = extension_due(lease, now, self._config)
+            if seconds is None:
+                if not lease.capped and now - lease.received_at >= self._config.max_extend_seconds:
+                    lease.capped = True
+                    log.warning("heartbeat_cap_reached", message_id=lease.message.message_id)
+                continue
+            due.setdefault(seconds, []).append(lease)
+        for seconds, leases in due.items():
+            try:
+                result = await self._queue.change_visibility([lease.message for lease in leases], seconds)
+            except ThumbxError as exc:
+                log.warning("heartbeat_failed", count=len(leases), error=str(exc))
+                continue
+            for lease in leases:
+                if lease.message.message_id not in result.failed:
+                    lease.visible_until = now + seconds
+            self._metrics.inc("thumbx_visibility_extended_total", len(leases) - len(result.failed))
+            log.debug("heartbeat", extended=len(leases), seconds=seconds)
+
+    # --- shutdown -----------------------------------------------------------------------------------------
+
+    async def _shutdown(self, heartbeat: asyncio.Task[None]) -> None:
+        self.status.draining = True
+        deadline = time.monotonic() + self._config.shutdown_seconds
+        reserve = min(2.0, self._config.shutdown_seconds / 4)  # time kept for the release and the flush
+        tasks = [lease.task for lease in self._leases.values() if lease.task is not None]
+        if tasks:
+            log.info("draining", in_flight=len(tasks), deadline_s=self._config.shutdown_seconds)
+            await asyncio.wait(tasks, timeout=max(0.0, deadline - reserve - time.monotonic()))
+        heartbeat.cancel()  # before releasing: a late extension must not hide a returned message again
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        unfinished = [lease for lease in self._leases.values() if not lease.settled]
+        for lease in unfinished:
+            if lease.task is not None:
+                lease.task.cancel()
+        if unfinished:
+            await self._return_to_queue([lease.message for lease in unfinished])
+        remaining = [lease.task for lease in self._leases.values() if lease.task is not None]
+        if remaining:  # acks already under way: give them what is left of the deadline
+            await asyncio.wait(remaining, timeout=max(0.1, deadline - time.monotonic()))
+        if self._delete_flush is not None:
+            self._delete_flush.cancel()
+        await self.flush_deletes()
+
+    async def _return_to_queue(self, messages: Sequence[Message]) -> None:
+        try:
+            result = await self._queue.change_visibility(messages, 0)
+        except ThumbxError as exc:
+            log.warning("release_failed", count=len(messages), error=str(exc))
+            return
+        self._metrics.inc("thumbx_messages_released_total", len(messages) - len(result.failed))
+        log.info(
+            "released_unfinished",
+            message_ids=[m.message_id for m in messages if m.message_id not in result.failed],
+        )
+
+    async def drain(self) -> None:
+        """Wait for every held message to settle, then flush deletes (no deadline; for tests and tools)."""
+        tasks = [lease.task for lease in self._leases.values() if lease.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.flush_deletes()
+
+    # --- observation --------------------------------------------------------------------------------------
+
+    def _record(
+        self,
+        message: Message,
+        items: Sequence[object],
+        outcomes: Sequence[Outcome],
+        fate: Fate,
+        elapsed_s: float,
+    ) -> None:
+        now = time.time()
+        for item, outcome in zip(items, outcomes, strict=True):
             self._metrics.inc("thumbx_records_total", status=outcome.status, reason=outcome.reason)
+            if outcome.status == "succeeded":
+                self._metrics.inc("thumbx_records_succeeded_total", reason=outcome.reason)
+                latency = _end_to_end_seconds(item, message, now)
+                if latency is not None:
+                    self._metrics.observe("thumbx_end_to_end_seconds", latency)
+            elif outcome.status == "ignored":
+                self._metrics.inc("thumbx_records_ignored_total", reason=outcome.reason)
+                if outcome.reason in LOOP_GUARD_REASONS:
+                    self._metrics.inc("thumbx_loop_guard_total", reason=outcome.reason)
+            else:
+                self._metrics.inc("thumbx_records_failed_total", reason=outcome.reason, kind=outcome.status)
             if "render" in outcome.timings_ms:
-                self._metrics.observe("thumbx_render_ms", outcome.timings_ms["render"])
-        self._metrics.observe("thumbx_message_ms", elapsed_ms)
+                self._metrics.observe("thumbx_render_seconds", outcome.timings_ms["render"] / 1000)
+        self._metrics.observe("thumbx_message_seconds", elapsed_s)
         level = "info" if fate == "delete" else "warning"
         getattr(log, level)(
             "message_done",
             message_id=message.message_id,
             fate=fate,
             receive_count=message.receive_count,
-            elapsed_ms=round(elapsed_ms, 1),
+            elapsed_ms=round(elapsed_s * 1000, 1),
             records=[
                 {
                     "status": o.status,
@@ -231,3 +459,17 @@ class Consumer:
         )
         if self._observer is not None:
             self._observer(message, outcomes)
+
+
+LOOP_GUARD_REASONS = frozenset({"output_prefix", "own_output"})
+
+
+def _end_to_end_seconds(item: object, message: Message, now: float) -> float | None:
+    """Upload (event time) or enqueue (SentTimestamp) to done, in seconds."""
+    if isinstance(item, ObjectRef) and item.event_time:
+        with contextlib.suppress(ValueError):
+            return max(0.0, now - datetime.fromisoformat(item.event_time.replace("Z", "+00:00")).timestamp())
+    sent = message.attributes.get("SentTimestamp")
+    if sent and sent.isdigit():
+        return max(0.0, now - int(sent) / 1000)
+    return None

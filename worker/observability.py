@@ -11,6 +11,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
@@ -50,6 +51,25 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
 
 Labels = tuple[tuple[str, str], ...]
 
+# Latency buckets in seconds (Prometheus convention): 5 ms .. 5 min.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+@dataclass
+class Histogram:
+    """Cumulative bucket counts, as Prometheus wants them (samples are trimmed, these never are)."""
+
+    bounds: tuple[float, ...] = LATENCY_BUCKETS
+    counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    total: float = 0.0
+    count: int = 0
+
+    def add(self, value: float) -> None:
+        index = next((i for i, bound in enumerate(self.bounds) if value <= bound), len(self.bounds))
+        self.counts[index] += 1
+        self.total += value
+        self.count += 1
+
 
 class Metrics:
     """Thread-safe counters, gauges and latency samples, labelled like Prometheus series."""
@@ -59,6 +79,7 @@ class Metrics:
         self.counters: dict[tuple[str, Labels], float] = defaultdict(float)
         self.gauges: dict[tuple[str, Labels], float] = {}
         self.samples: dict[tuple[str, Labels], list[float]] = defaultdict(list)
+        self.histograms: dict[tuple[str, Labels], Histogram] = defaultdict(Histogram)
 
     @staticmethod
     def _labels(labels: Mapping[str, str]) -> Labels:
@@ -76,6 +97,7 @@ class Metrics:
         with self._lock:
             bucket = self.samples[(name, self._labels(labels))]
             bucket.append(value)
+            self.histograms[(name, self._labels(labels))].add(value)
             if len(bucket) > 10_000:
                 del bucket[: len(bucket) - 10_000]
 
@@ -84,3 +106,27 @@ class Metrics:
         wanted = set(labels.items())
         with self._lock:
             return sum(v for (n, ls), v in self.counters.items() if n == name and wanted <= set(ls))
+
+    def gauge(self, name: str, **labels: str) -> float | None:
+        with self._lock:
+            return self.gauges.get((name, self._labels(labels)))
+
+    def snapshot(
+        self,
+    ) -> tuple[
+        dict[tuple[str, Labels], float], dict[tuple[str, Labels], float], dict[tuple[str, Labels], Histogram]
+    ]:
+        """Consistent copies of the counters, gauges and histograms (for exporters)."""
+        with self._lock:
+            histograms = {
+                key: Histogram(h.bounds, list(h.counts), h.total, h.count)
+                for key, h in self.histograms.items()
+            }
+            return dict(self.counters), dict(self.gauges), histograms
+
+    def observations(self, name: str, **labels: str) -> tuple[int, list[float]]:
+        """How many values were ever observed in a series, and (a copy of) the most recent ones."""
+        key = (name, self._labels(labels))
+        with self._lock:
+            hist = self.histograms.get(key)
+            return (hist.count if hist else 0), list(self.samples.get(key, []))

@@ -7,8 +7,9 @@ fate from one value: succeeded, ignored on purpose, failed permanently (dead-let
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -21,12 +22,13 @@ from worker.events import Ignored, Item, ObjectRef, Rejected
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition, render
 from worker.keys import KeyLayout
 from worker.presets import Preset
-from worker.storage import ObjectStore
+from worker.storage import ObjectStore, StoredObject
 
 log = structlog.get_logger(__name__)
 
 Status = Literal["succeeded", "ignored", "permanent", "transient"]
 Renderer = Callable[[bytes, Sequence[Preset], Limits], list[Rendition]]
+OWN_OUTPUT_MARK = "thumbx-preset"  # metadata key every output carries; never present on an upload
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Pipeline:
         self._config = config
         self._executor = executor
         self._render = renderer
+        self._fingerprint = presets_fingerprint(config.presets)
 
     async def process(self, item: Item) -> Outcome:
         if isinstance(item, Ignored):
@@ -81,9 +84,23 @@ class Pipeline:
             return Outcome("ignored", refusal, ref.bucket, ref.key)
         timings: dict[str, float] = {}
         started = time.perf_counter()
+        planned = self._config.layout.outputs(ref.key, self._config.presets)
         try:
+            if await self._already_rendered(ref, planned[-1].key):
+                timings["total"] = _ms_since(started)
+                return Outcome(
+                    "succeeded",
+                    "already_rendered",
+                    ref.bucket,
+                    ref.key,
+                    outputs=tuple(p.key for p in planned),
+                    timings_ms=timings,
+                )
             source = await self._store.get(ref.bucket, ref.key)
             timings["get"] = _ms_since(started)
+            if OWN_OUTPUT_MARK in source.metadata:
+                # Loop guard, second line: something we wrote ended up under the input prefix.
+                return Outcome("ignored", "own_output", ref.bucket, ref.key, timings_ms=timings)
             mark = time.perf_counter()
             loop = asyncio.get_running_loop()
             renditions = await loop.run_in_executor(
@@ -91,22 +108,7 @@ class Pipeline:
             )
             timings["render"] = _ms_since(mark)
             mark = time.perf_counter()
-            planned = {
-                p.preset.name: p.key for p in self._config.layout.outputs(ref.key, self._config.presets)
-            }
-            metadata = {"thumbx-source-etag": source.etag, "thumbx-source-key": quote(ref.key, safe="/")}
-            await asyncio.gather(
-                *(
-                    self._store.put(
-                        ref.bucket,
-                        planned[r.preset.name],
-                        r.data,
-                        content_type=r.content_type,
-                        metadata={**metadata, "thumbx-preset": r.preset.name},
-                    )
-                    for r in renditions
-                )
-            )
+            await self._write(ref, source, renditions, {p.preset.name: p.key for p in planned})
             timings["put"] = _ms_since(mark)
         except ThumbxError as exc:
             timings["total"] = _ms_since(started)
@@ -123,10 +125,63 @@ class Pipeline:
             "rendered",
             ref.bucket,
             ref.key,
-            outputs=tuple(planned[r.preset.name] for r in renditions),
+            outputs=tuple(p.key for p in planned),
             timings_ms=timings,
             source_bytes=len(source.data),
         )
+
+    async def _already_rendered(self, ref: ObjectRef, marker_key: str) -> bool:
+        """One HEAD: does the last-written output already carry this source's ETag (and version, presets)?
+
+        Outputs are written marker-last, so a present marker means every output of that render exists.
+        Without an ETag in the event there is nothing to compare with: render (writes are idempotent).
+        """
+        if not ref.etag:
+            return False
+        try:
+            head = await self._store.head(ref.bucket, marker_key)
+        except ThumbxError as exc:  # e.g. 403 for a missing key: an optimisation only, so render
+            log.debug("idempotency_head_failed", key=marker_key, error=str(exc))
+            return False
+        if head is None:
+            return False
+        meta = head.metadata
+        return (
+            meta.get("thumbx-source-etag") == ref.etag.strip('"')
+            and meta.get("thumbx-presets") == self._fingerprint
+            and (ref.version_id is None or meta.get("thumbx-source-version") == ref.version_id)
+        )
+
+    async def _write(
+        self, ref: ObjectRef, source: StoredObject, renditions: Sequence[Rendition], keys: dict[str, str]
+    ) -> None:
+        metadata = {
+            "thumbx-source-etag": source.etag,
+            "thumbx-source-key": quote(ref.key, safe="/"),
+            "thumbx-presets": self._fingerprint,
+        }
+        if source.version_id:
+            metadata["thumbx-source-version"] = source.version_id
+
+        def put(rendition: Rendition) -> Awaitable[None]:
+            return self._store.put(
+                ref.bucket,
+                keys[rendition.preset.name],
+                rendition.data,
+                content_type=rendition.content_type,
+                metadata={**metadata, OWN_OUTPUT_MARK: rendition.preset.name},
+            )
+
+        # The last preset's output is the completion marker the idempotency HEAD looks at: written last.
+        *rest, last = renditions
+        await asyncio.gather(*(put(r) for r in rest))
+        await put(last)
+
+
+def presets_fingerprint(presets: Sequence[Preset]) -> str:
+    """Short stable digest of the preset list: outputs rendered with other presets are not 'done'."""
+    text = ";".join(f"{p.name}:{p.width}x{p.height}:{p.format}:{p.quality}:{p.fit}" for p in presets)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _ms_since(start: float) -> float:

@@ -26,7 +26,9 @@ class BatchResult:
 
 
 class MessageQueue(Protocol):
-    async def receive(self, max_messages: int, wait_seconds: int) -> list[Message]: ...
+    async def receive(
+        self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
+    ) -> list[Message]: ...
 
     async def delete(self, messages: Sequence[Message]) -> BatchResult: ...
 
@@ -40,15 +42,21 @@ class SqsQueue:
         self._sqs = client
         self.url = queue_url
 
-    async def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+    async def receive(
+        self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
+    ) -> list[Message]:
+        params: dict[str, Any] = {
+            "QueueUrl": self.url,
+            "MaxNumberOfMessages": max(1, min(10, max_messages)),
+            "WaitTimeSeconds": wait_seconds,
+            "MessageSystemAttributeNames": ["ApproximateReceiveCount", "SentTimestamp"],
+            "MessageAttributeNames": ["All"],
+        }
+        if visibility_timeout is not None:
+            # Said explicitly so the heartbeat knows when each message would reappear.
+            params["VisibilityTimeout"] = visibility_timeout
         with mapped(f"ReceiveMessage {self.url}"):
-            response = await self._sqs.receive_message(
-                QueueUrl=self.url,
-                MaxNumberOfMessages=max(1, min(10, max_messages)),
-                WaitTimeSeconds=wait_seconds,
-                MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-                MessageAttributeNames=["All"],
-            )
+            response = await self._sqs.receive_message(**params)
         return [
             Message(
                 message_id=m["MessageId"],

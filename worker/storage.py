@@ -15,6 +15,7 @@ class StoredObject:
     etag: str
     content_type: str | None = None
     version_id: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class S3Store:
             etag=str(response.get("ETag", "")).strip('"'),
             content_type=response.get("ContentType"),
             version_id=response.get("VersionId"),
+            metadata=dict(response.get("Metadata", {})),
         )
 
     async def head(self, bucket: str, key: str) -> ObjectHead | None:
