@@ -245,8 +245,15 @@ class Consumer:
     def _start(self, message: Message) -> None:
         now = time.monotonic()
         self._metrics.inc("thumbx_messages_received_total")
-        if message.message_id in self._leases:
-            return  # the same delivery twice in one batch: already held
+        held = self._leases.get(message.message_id)
+        if held is not None:
+            # Redelivered while still being processed here (the heartbeat lost a race, or SQS delivered a
+            # copy): keep the one job running, and ack with the newest receipt handle.
+            held.message = message
+            held.visible_until = now + self._config.visibility_timeout
+            self._metrics.inc("thumbx_messages_redelivered_while_held_total")
+            log.warning("redelivered_while_held", message_id=message.message_id)
+            return
         lease = Lease(message, received_at=now, visible_until=now + self._config.visibility_timeout)
         self._leases[message.message_id] = lease
         lease.task = asyncio.create_task(self._handle(lease))
@@ -261,12 +268,12 @@ class Consumer:
     # --- one message --------------------------------------------------------------------------------------
 
     async def _handle(self, lease: Lease) -> None:
-        message = lease.message
         started = time.perf_counter()
         try:
-            items = parse_body(message.body)
+            items = parse_body(lease.message.body)
             outcomes = [await self._pipeline.process(item) for item in items]
             lease.settled = True
+            message = lease.message  # the newest receipt handle, if it was redelivered meanwhile
             fate = decide(outcomes)
             if any(o.reason in CREDENTIAL_REASONS for o in outcomes):
                 self._trip_credentials_pause()
