@@ -82,6 +82,16 @@ def queue_counts(deployment: Deployment, url: str | None = None) -> tuple[int, i
     return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
+def queue_debug(deployment: Deployment) -> list[tuple[str, int, bool, str]]:
+    """What moto (in this process) holds on the main queue: body start, receive count, visible, id."""
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends[deployment.account_b][deployment.region].queues[
+        deployment.queue_url.rsplit("/", 1)[1]
+    ]
+    return [(m.body[:80], m.approximate_receive_count, m.visible, m.id) for m in queue._messages]
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     body: str
@@ -93,9 +103,10 @@ class DeadLetter:
 
 
 def dead_letters(deployment: Deployment) -> list[DeadLetter]:
-    """Everything on the DLQ (received with a long visibility, so each is seen once)."""
+    """Everything on the DLQ, left there: read once each under a long visibility, then made visible again."""
     sqs = admin_client(deployment, "sqs")
     found: list[DeadLetter] = []
+    handles: list[str] = []
     for _ in range(20):
         got = sqs.receive_message(
             QueueUrl=deployment.dlq_url,
@@ -106,13 +117,12 @@ def dead_letters(deployment: Deployment) -> list[DeadLetter]:
         ).get("Messages", [])
         if not got:
             break
-        found.extend(
-            DeadLetter(
-                m["Body"],
-                {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()},
-            )
-            for m in got
-        )
+        for m in got:
+            handles.append(m["ReceiptHandle"])
+            attributes = {k: v["StringValue"] for k, v in m.get("MessageAttributes", {}).items()}
+            found.append(DeadLetter(m["Body"], attributes))
+    for handle in handles:
+        sqs.change_message_visibility(QueueUrl=deployment.dlq_url, ReceiptHandle=handle, VisibilityTimeout=0)
     return found
 
 

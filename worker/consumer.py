@@ -325,7 +325,8 @@ class Consumer:
 
     async def _delayed_flush(self) -> None:
         await asyncio.sleep(self._config.delete_batch_delay)
-        await self.flush_deletes()
+        while self._deletes:  # acks that arrived while a batch was in flight go out next, not at shutdown
+            await self.flush_deletes()
 
     async def flush_deletes(self) -> None:
         batch, self._deletes = self._deletes, []
