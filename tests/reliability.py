@@ -202,7 +202,7 @@ def account(
     assert all(d.reason for d in ledger.dead), f"a DLQ message has no thumbx-reason: {ledger.dead}"
     assert len(ledger.dead) == expected_dead, f"DLQ holds {[d.reason for d in ledger.dead]}"
     assert ledger.rendered == set(uploads), f"not rendered: {set(uploads) - ledger.rendered}"
-    assert queue_counts(deployment) == (0, 0), "messages are left on the main queue"
+    assert queue_counts(deployment) == (0, 0), f"left on the main queue: {queue_debug(deployment)}"
     assert ledger.accounted == ledger.sent, ledger
     return ledger
 

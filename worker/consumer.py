@@ -90,9 +90,12 @@ def pause_seconds(failures: int, cap: float) -> float:
     return float(min(cap, 0.5 * 2.0 ** min(failures, 16)) * random.uniform(0.5, 1.0))
 
 
-def extension_due(lease: Lease, now: float, config: ConsumerConfig) -> int | None:
-    """Seconds to extend ``lease``'s visibility by now, or None (not due yet, or past the cap)."""
-    if lease.visible_until - now > config.visibility_timeout / 2:
+def extension_due(lease: Lease, now: float, config: ConsumerConfig, *, early: float = 0.0) -> int | None:
+    """Seconds to extend ``lease``'s visibility by now, or None (not due yet, or past the cap).
+
+    Due when half the visibility timeout is left (``early`` seconds sooner when joining a batch anyway).
+    """
+    if lease.visible_until - now > config.visibility_timeout / 2 + early:
         return None
     left_under_cap = lease.received_at + config.max_extend_seconds - now
     if left_under_cap <= 0:
@@ -351,17 +354,19 @@ class Consumer:
     async def extend_due(self) -> None:
         """One heartbeat: extend every held, unsettled message close to reappearing (batched by timeout)."""
         now = time.monotonic()
+        held = [lease for lease in self._leases.values() if not lease.settled]
+        for lease in held:
+            if not lease.capped and now - lease.received_at >= self._config.max_extend_seconds:
+                lease.capped = True  # from now on SQS may hand it to another worker: say so once
+                log.warning("heartbeat_cap_reached", message_id=lease.message.message_id)
+        if not any(extension_due(lease, now, self._config) for lease in held):
+            return
+        # Something is due: take along whatever would be due by the next beat, so batches stay whole.
         due: dict[int, list[Lease]] = {}
-        for lease in list(self._leases.values()):
-            if lease.settled:
-                continue
-            seconds = extension_due(lease, now, self._config)
-            if seconds is None:
-                if not lease.capped and now - lease.received_at >= self._config.max_extend_seconds:
-                    lease.capped = True
-                    log.warning("heartbeat_cap_reached", message_id=lease.message.message_id)
-                continue
-            due.setdefault(seconds, []).append(lease)
+        for lease in held:
+            seconds = extension_due(lease, now, self._config, early=self._config.heartbeat_interval)
+            if seconds is not None:
+                due.setdefault(seconds, []).append(lease)
         for seconds, leases in due.items():
             try:
                 result = await self._queue.change_visibility([lease.message for lease in leases], seconds)

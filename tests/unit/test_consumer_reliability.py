@@ -1,0 +1,186 @@
+"""The consumer's reliability rules against an in-memory queue: fast and deterministic."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from worker.consumer import Consumer, ConsumerConfig, Lease, extension_due
+from worker.errors import CredentialsUnavailable
+from worker.events import Item, ObjectRef
+from worker.pipeline import Outcome
+from worker.queue import BatchResult, Message
+
+
+def message(key: str, receive_count: int = 1) -> Message:
+    record = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "b"}, "object": {"key": key}},
+    }
+    return Message(f"id-{key}", f"rh-{key}", json.dumps({"Records": [record]}), receive_count)
+
+
+class FakeQueue:
+    def __init__(self, messages: Sequence[Message] = ()) -> None:
+        self.pending = list(messages)
+        self.receives: list[int] = []
+        self.deleted: list[str] = []
+        self.visibility: list[tuple[list[str], int]] = []
+        self.delete_delay = 0.0
+
+    async def receive(
+        self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
+    ) -> list[Message]:
+        self.receives.append(max_messages)
+        if not self.pending:
+            await asyncio.sleep(0.02)
+            return []
+        batch, self.pending = self.pending[:max_messages], self.pending[max_messages:]
+        return batch
+
+    async def delete(self, messages: Sequence[Message]) -> BatchResult:
+        await asyncio.sleep(self.delete_delay)
+        self.deleted.extend(m.message_id for m in messages)
+        return BatchResult()
+
+    async def change_visibility(self, messages: Sequence[Message], timeout: int) -> BatchResult:
+        self.visibility.append(([m.message_id for m in messages], timeout))
+        return BatchResult()
+
+
+Behaviour = Callable[[ObjectRef], Awaitable[Outcome]]
+
+
+class FakePipeline:
+    def __init__(self, behaviours: dict[str, Behaviour] | None = None, delay: float = 0.0) -> None:
+        self.behaviours = behaviours or {}
+        self.delay = delay
+        self.started: list[str] = []
+
+    async def process(self, item: Item) -> Outcome:
+        assert isinstance(item, ObjectRef)
+        self.started.append(item.key)
+        if item.key in self.behaviours:
+            return await self.behaviours[item.key](item)
+        await asyncio.sleep(self.delay)
+        return Outcome("succeeded", "rendered", item.bucket, item.key)
+
+
+def forever(_ref: ObjectRef) -> Awaitable[Outcome]:
+    return asyncio.Event().wait()  # type: ignore[return-value]
+
+
+async def run_for(consumer: Consumer, until: Callable[[], bool], timeout: float = 5.0) -> float:
+    """Run the consumer until ``until()`` holds, then stop it; returns how long the stop took."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.01)
+    stopped_at = time.monotonic()
+    stop.set()
+    await asyncio.wait_for(task, timeout + 10)
+    return time.monotonic() - stopped_at
+
+
+def config(**overrides: Any) -> ConsumerConfig:
+    base: dict[str, Any] = {"concurrency": 2, "wait_seconds": 0, "visibility_timeout": 60}
+    return ConsumerConfig(**(base | overrides))
+
+
+async def test_acks_arriving_during_a_delete_call_go_out_without_waiting_for_shutdown() -> None:
+    queue = FakeQueue([message(f"k{i}") for i in range(6)])
+    queue.delete_delay = 0.3  # k0's batch is still in flight when the others finish
+
+    async def later(ref: ObjectRef) -> Outcome:
+        await asyncio.sleep(0.2)
+        return Outcome("succeeded", "rendered", ref.bucket, ref.key)
+
+    pipeline = FakePipeline({f"k{i}": later for i in range(1, 6)}, delay=0.01)
+    consumer = Consumer(queue, pipeline, config(concurrency=6))  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        deadline = time.monotonic() + 3
+        while len(queue.deleted) < 6:
+            assert time.monotonic() < deadline, f"only {queue.deleted} deleted while running"
+            await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_receives_only_when_there_is_room() -> None:
+    queue = FakeQueue([message(f"k{i}") for i in range(5)])
+    pipeline = FakePipeline({f"k{i}": forever for i in range(5)})
+    consumer = Consumer(queue, pipeline, config(concurrency=2, shutdown_seconds=0.2))  # type: ignore[arg-type]
+    await run_for(consumer, lambda: len(pipeline.started) == 2)
+    await asyncio.sleep(0)
+    assert queue.receives == [2], "one receive asking for exactly the free room, then none while full"
+    assert len(queue.pending) == 3
+
+
+async def test_shutdown_deadline_returns_unfinished_at_once_and_flushes_finished() -> None:
+    queue = FakeQueue([message("stuck"), message("quick")])
+    pipeline = FakePipeline({"stuck": forever}, delay=0.3)
+    consumer = Consumer(queue, pipeline, config(shutdown_seconds=1.0))  # type: ignore[arg-type]
+    took = await run_for(consumer, lambda: len(pipeline.started) == 2)
+    assert took < 1.5
+    assert queue.deleted == ["id-quick"], "work that finished inside the deadline was acked"
+    assert queue.visibility == [(["id-stuck"], 0)], "unfinished work went back at once"
+    assert consumer.in_flight == 0
+
+
+async def test_credential_failure_pauses_receiving_instead_of_burning_receive_counts() -> None:
+    messages = [message(f"k{i}") for i in range(4)]
+    queue = FakeQueue(messages)
+
+    async def no_credentials(ref: ObjectRef) -> Outcome:
+        return Outcome("transient", CredentialsUnavailable.reason, ref.bucket, ref.key)
+
+    pipeline = FakePipeline({"k0": no_credentials})
+    consumer = Consumer(queue, pipeline, config(concurrency=1))  # type: ignore[arg-type]
+    await run_for(consumer, lambda: consumer.status.paused_until > 0, timeout=3)
+    assert pipeline.started == ["k0"], "no further message was received while credentials were missing"
+    assert [timeout > 0 for _, timeout in queue.visibility] == [True]
+
+
+async def test_gate_failure_holds_receiving_and_resumes_on_its_own() -> None:
+    queue = FakeQueue([message("k0")])
+    calls = 0
+
+    async def gate() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise CredentialsUnavailable("sts down")
+
+    consumer = Consumer(queue, FakePipeline(), config(), gate=gate)  # type: ignore[arg-type]
+    await run_for(consumer, lambda: queue.deleted == ["id-k0"], timeout=5)
+    assert calls >= 2
+    assert queue.receives[0] >= 1
+
+
+async def test_heartbeat_extends_every_due_message_in_one_batch() -> None:
+    queue = FakeQueue([message(f"k{i}") for i in range(3)])
+    pipeline = FakePipeline({f"k{i}": forever for i in range(3)})
+    consumer = Consumer(  # type: ignore[arg-type]
+        queue, pipeline, config(concurrency=3, visibility_timeout=2, shutdown_seconds=0.2)
+    )
+    await run_for(consumer, lambda: any(t == 2 for _, t in queue.visibility), timeout=5)
+    batch = next(ids for ids, t in queue.visibility if t == 2)
+    assert sorted(batch) == ["id-k0", "id-k1", "id-k2"]
+
+
+def test_extension_stops_at_the_cap() -> None:
+    cfg = ConsumerConfig(visibility_timeout=60, max_extend_seconds=100)
+    lease = Lease(message("k"), received_at=0.0, visible_until=60.0)
+    assert extension_due(lease, now=10.0, config=cfg) is None  # 50 s left: not due
+    assert extension_due(lease, now=40.0, config=cfg) == 60
+    assert extension_due(lease, now=80.0, config=cfg) == 20  # only up to the cap
+    assert extension_due(lease, now=101.0, config=cfg) is None
