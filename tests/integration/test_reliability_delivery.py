@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from tests.reliability import (
     CountingRenderer,
     account,
@@ -60,12 +62,13 @@ async def test_every_message_twice_in_random_order_renders_each_image_once(deplo
     account(deployment, uploads=keys, ignored=[f"duplicate of {o.key}" for o in skipped], sent=len(copies))
 
 
+@pytest.mark.slow
 async def test_render_slower_than_visibility_timeout_is_never_delivered_twice(deployment: Deployment) -> None:
     fresh_queue(deployment)
     key = "input/slow/big.jpg"
     data = image(1300)
     upload(deployment, key, data)
-    renderer = CountingRenderer(delays={1300: 9.0})
+    renderer = CountingRenderer(delays={1300: 7.0})
     # two workers polling the same queue: a lapse in visibility would hand the job to the other one
     settings = worker_settings(deployment, THUMBX_VISIBILITY_TIMEOUT="5", THUMBX_CONCURRENCY="2")
     async with (
@@ -78,7 +81,7 @@ async def test_render_slower_than_visibility_timeout_is_never_delivered_twice(de
     outcomes = first.outcomes + second.outcomes
     assert [(o.key, o.reason) for o in outcomes] == [(key, "rendered")]
     extended = sum(w.metrics.count("thumbx_visibility_extended_total") for w in (first, second))
-    assert extended >= 2, "9 s of render under a 5 s visibility timeout needs the heartbeat"
+    assert extended >= 1, "7 s of render under a 5 s visibility timeout needs the heartbeat"
     assert [m.receive_count for m in first.messages + second.messages] == [1]
     account(deployment, uploads=[key])
 

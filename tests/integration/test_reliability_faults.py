@@ -10,6 +10,8 @@ import urllib.error
 import urllib.request
 from collections import Counter
 
+import pytest
+
 from tests.faults import INTERNAL_ERROR, SLOW_DOWN, STS_UNAVAILABLE, Fault, FaultProxy, Request
 from tests.reliability import account, fresh_queue, image, queue_counts, rendered, upload
 from tests.support import running_worker, wait_until, worker_settings
@@ -78,6 +80,7 @@ def _healthcheck(url: str) -> int:
     return cmd_healthcheck.run(argparse.Namespace(ready=False, url=url, timeout=5.0))
 
 
+@pytest.mark.slow
 async def test_sts_outage_pauses_receiving_and_recovers_without_burning_messages(
     deployment: Deployment, moto_server: MotoEmulator
 ) -> None:
@@ -107,7 +110,7 @@ async def test_sts_outage_pauses_receiving_and_recovers_without_burning_messages
             await asyncio.sleep(1.5)  # a long poll signed before the outage has returned by now
             for i, key in enumerate(keys):
                 upload(deployment, key, image(1800 + i))
-            await asyncio.sleep(3)
+            await asyncio.sleep(2)
             assert queue_counts(deployment) == (len(keys), 0), "nothing was received during the outage"
             status, body = await asyncio.to_thread(_get, f"{base}/readyz")
             assert status == 503, body

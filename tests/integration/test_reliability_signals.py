@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from tests.reliability import (
     WorkerProcess,
     account,
@@ -20,6 +22,7 @@ from worker.provision import Deployment
 SHUTDOWN_SECONDS = 4
 
 
+@pytest.mark.slow
 async def test_sigterm_mid_render_exits_0_in_time_and_returns_unfinished_at_once(
     deployment: Deployment,
 ) -> None:
@@ -67,14 +70,15 @@ async def test_sigterm_mid_render_exits_0_in_time_and_returns_unfinished_at_once
     account(deployment, uploads=[fast, stuck, finishing])
 
 
+@pytest.mark.slow
 async def test_sigkill_mid_batch_then_new_worker_loses_nothing(deployment: Deployment) -> None:
     fresh_queue(deployment)
-    keys = [f"input/kill/{i}.jpg" for i in range(6)]
+    keys = [f"input/kill/{i}.jpg" for i in range(5)]
     for i, key in enumerate(keys):
         upload(deployment, key, image(1100 + i))
     worker = WorkerProcess(
         deployment,
-        delays={1100 + i: 1.0 for i in range(6)},
+        delays={1100 + i: 1.0 for i in range(5)},
         THUMBX_VISIBILITY_TIMEOUT="5",
         THUMBX_CONCURRENCY="3",
         THUMBX_RENDER_THREADS="3",
