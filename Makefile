@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean test-reliability
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -27,6 +27,9 @@ pytest: $(STAMP)
 	$(PY) -m pytest -q
 
 test: lint typecheck pytest
+
+test-reliability: $(STAMP)
+	$(PY) -m pytest -q tests/unit/test_consumer_reliability.py tests/unit/test_health_metrics.py tests/integration/test_reliability_*.py
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache
