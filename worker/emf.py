@@ -32,6 +32,7 @@ COUNTERS: dict[str, str] = {
     "thumbx_loop_guard_total": "LoopGuardRefusals",
     "thumbx_receive_errors_total": "ReceiveErrors",
     "thumbx_visibility_extended_total": "VisibilityExtensions",
+    "thumbx_credential_refresh_failures_total": "RoleRefreshFailures",
 }
 LATENCIES: dict[str, str] = {
     "thumbx_render_seconds": "RenderTime",

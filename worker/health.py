@@ -34,7 +34,7 @@ from worker.observability import Labels, Metrics
 log = structlog.get_logger(__name__)
 V = TypeVar("V")
 
-EXPIRY_GAUGE = "thumbx_credentials_expiry_timestamp_seconds"
+EXPIRY_GAUGE = "thumbx_credential_expiry_timestamp_seconds"  # set by worker.credentials on refresh
 _HELP = {
     "thumbx_messages_received_total": "SQS messages received",
     "thumbx_messages_deleted_total": "SQS messages deleted after success or dead-lettering",
@@ -53,6 +53,9 @@ _HELP = {
     "thumbx_end_to_end_seconds": "upload (event time) to thumbnails written",
     "thumbx_message_seconds": "time from receive to ack of one message",
     EXPIRY_GAUGE: "expiry of the current assumed-role credentials (unix time)",
+    "thumbx_credential_refreshes_total": "successful sts:AssumeRole calls",
+    "thumbx_credential_refresh_failures_total": "failed sts:AssumeRole calls",
+    "thumbx_messages_redelivered_while_held_total": "messages redelivered while still being processed here",
 }
 
 
@@ -136,10 +139,8 @@ def _label_values(labels: Labels, names: list[str]) -> list[str]:
     return [given.get(name, "") for name in names]
 
 
-def render_metrics(metrics: Metrics, credentials: CredentialStats | None = None) -> bytes:
-    """The Prometheus text exposition of ``metrics`` (pure apart from reading the clock)."""
-    if credentials is not None and credentials.expiry is not None:
-        metrics.set(EXPIRY_GAUGE, credentials.expiry.timestamp())
+def render_metrics(metrics: Metrics) -> bytes:
+    """The Prometheus text exposition of ``metrics``."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MetricsCollector(metrics))
     return generate_latest(registry)
@@ -188,5 +189,5 @@ class HealthServer:
         return web.json_response(body, status=200 if ok else 503)
 
     async def _metrics_page(self, _request: web.Request) -> web.Response:
-        body = render_metrics(self._metrics, self._probe.credentials)
+        body = render_metrics(self._metrics)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

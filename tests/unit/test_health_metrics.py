@@ -24,7 +24,8 @@ def test_prometheus_text_has_counters_by_reason_histograms_and_credential_expiry
     for seconds in (0.02, 0.3, 7.0):
         metrics.observe("thumbx_render_seconds", seconds)
     expiry = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
-    text = render_metrics(metrics, CredentialStats(expiry=expiry)).decode()
+    metrics.set("thumbx_credential_expiry_timestamp_seconds", expiry.timestamp())
+    text = render_metrics(metrics).decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["thumbx_messages_received"].samples[0].value == 3
     failed = {s.labels["reason"]: s.labels["kind"] for s in families["thumbx_records_failed"].samples}
@@ -38,7 +39,7 @@ def test_prometheus_text_has_counters_by_reason_histograms_and_credential_expiry
     assert buckets["0.025"] == 1
     assert buckets["0.5"] == 2
     assert buckets["+Inf"] == 3
-    expiry_family = families["thumbx_credentials_expiry_timestamp_seconds"]
+    expiry_family = families["thumbx_credential_expiry_timestamp_seconds"]
     assert expiry_family.samples[0].value == expiry.timestamp()
 
 
