@@ -293,6 +293,8 @@ class Consumer:
                 # Could not ack/retry/dead-letter: the message reappears after its visibility timeout.
                 log.warning("ack_failed", message_id=message.message_id, fate=fate, error=str(exc))
             self._record(message, items, outcomes, fate, time.perf_counter() - started)
+        except Exception:  # a bug must not vanish silently; the message reappears by itself
+            log.exception("handle_failed", message_id=lease.message.message_id)
         finally:
             self._release_lease(lease)
 
