@@ -180,7 +180,7 @@ class Pipeline:
 
 def presets_fingerprint(presets: Sequence[Preset]) -> str:
     """Short stable digest of the preset list: outputs rendered with other presets are not 'done'."""
-    text = ";".join(f"{p.name}:{p.width}x{p.height}:{p.format}:{p.quality}:{p.fit}" for p in presets)
+    text = repr(tuple(presets))  # every field of the frozen dataclasses, deterministic across processes
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
