@@ -55,6 +55,7 @@ async def test_sigterm_mid_render_exits_0_in_time_and_returns_unfinished_at_once
         elapsed = time.monotonic() - sent_at
     finally:
         worker.kill()
+    print(f"SIGTERM -> exit {rc} in {elapsed:.2f}s (deadline {SHUTDOWN_SECONDS}s)")
     assert rc == 0, worker.tail()
     assert elapsed <= SHUTDOWN_SECONDS + 1.5, f"took {elapsed:.1f}s to stop"
     # in-flight work that could finish did, and was deleted; the stuck one is visible again at once
