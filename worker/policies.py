@@ -31,10 +31,13 @@ DATA_ACTIONS = (
     "s3:RestoreObject",
     "s3:GetObjectAttributes",
 )
+# AWS authorises DeleteMessageBatch / ChangeMessageVisibilityBatch by sqs:DeleteMessage /
+# sqs:ChangeMessageVisibility; emulators check the batch names. The trailing wildcard matches only those
+# (and nothing else in AWS), so one document is right in both.
 QUEUE_CONSUMER_ACTIONS = (
     "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage*",
+    "sqs:ChangeMessageVisibility*",
     "sqs:GetQueueAttributes",
 )
 
@@ -135,24 +138,7 @@ def role_permission_policy(scope: StorageScope) -> Policy:
             "Resource": f"{objects}{scope.output_prefix}*",
         },
     ]
-    if scope.queue_arn:
-        statements.append(
-            {
-                "Sid": "ConsumeQueue",
-                "Effect": "Allow",
-                "Action": list(QUEUE_CONSUMER_ACTIONS),
-                "Resource": scope.queue_arn,
-            }
-        )
-    if scope.dlq_arn:
-        statements.append(
-            {
-                "Sid": "DeadLetterPermanentFailures",
-                "Effect": "Allow",
-                "Action": ["sqs:GetQueueAttributes", "sqs:SendMessage"],
-                "Resource": scope.dlq_arn,
-            }
-        )
+    statements += queue_statements(scope.queue_arn, scope.dlq_arn)
     if scope.kms_key_arn:
         statements.append(
             {
@@ -163,6 +149,31 @@ def role_permission_policy(scope: StorageScope) -> Policy:
             }
         )
     return {"Version": VERSION, "Statement": statements}
+
+
+def queue_statements(queue_arn: str | None, dlq_arn: str | None) -> list[Statement]:
+    """Consume the queue and dead-letter to the DLQ: granted to whichever identity reads the queue
+    (ThumbXRole when the queue lives in B, A's own role when it lives in A)."""
+    statements: list[Statement] = []
+    if queue_arn:
+        statements.append(
+            {
+                "Sid": "ConsumeQueue",
+                "Effect": "Allow",
+                "Action": list(QUEUE_CONSUMER_ACTIONS),
+                "Resource": queue_arn,
+            }
+        )
+    if dlq_arn:
+        statements.append(
+            {
+                "Sid": "DeadLetterPermanentFailures",
+                "Effect": "Allow",
+                "Action": ["sqs:GetQueueAttributes", "sqs:SendMessage"],
+                "Resource": dlq_arn,
+            }
+        )
+    return statements
 
 
 def compute_identity_policy(
@@ -182,26 +193,9 @@ def compute_identity_policy(
             "Effect": "Allow",
             "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
             "Resource": target_role_arn,
-        }
+        },
+        *queue_statements(queue_arn, dlq_arn),
     ]
-    if queue_arn:
-        statements.append(
-            {
-                "Sid": "ConsumeQueue",
-                "Effect": "Allow",
-                "Action": list(QUEUE_CONSUMER_ACTIONS),
-                "Resource": queue_arn,
-            }
-        )
-    if dlq_arn:
-        statements.append(
-            {
-                "Sid": "DeadLetterPermanentFailures",
-                "Effect": "Allow",
-                "Action": ["sqs:GetQueueAttributes", "sqs:SendMessage"],
-                "Resource": dlq_arn,
-            }
-        )
     return {"Version": VERSION, "Statement": statements}
 
 
