@@ -104,7 +104,7 @@ def evaluate_bucket_policy(policy_text: str | None, bucket: str, *, emulator: bo
             return unknown(
                 name,
                 "no bucket policy; the emulator ignores policy conditions (a conditional Deny would block "
-                "everyone), so this control is checked statically (make check-deploy, tests/unit/test_policies.py)",
+                "everyone), so this control is checked statically (make check-deploy, test_policies.py)",
             )
         return failed(name, "the bucket has no policy, so requests without TLS are not denied")
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from worker import policies
 from worker.cli import main
 from worker.config import load_settings
 from worker.doctor import Check, Status, exit_code
@@ -158,3 +159,15 @@ def test_cli_prints_the_checklist_and_exits_by_it(
     # the Lambda's 60 s timeout needs a 360 s visibility; the demo queue has 60 s
     assert main(["doctor", "--inspect-profile", "thumbx-admin", "--lambda-timeout", "60"]) == 1
     assert "under 6x the Lambda timeout" in capsys.readouterr().out
+
+
+def test_the_emulator_carries_the_shipped_documents(deployment: Deployment) -> None:
+    """One source of truth: what provisioning put on ThumbXRole is what worker.policies renders."""
+    iam = admin_client(deployment, "iam")
+    stored = iam.get_role_policy(RoleName="ThumbXRole", PolicyName="thumbx-least-privilege")["PolicyDocument"]
+    scope = policies.StorageScope(
+        bucket=deployment.bucket, queue_arn=deployment.queue_arn, dlq_arn=deployment.dlq_arn
+    )
+    assert stored == policies.role_permission_policy(scope)
+    trust = iam.get_role(RoleName="ThumbXRole")["Role"]["AssumeRolePolicyDocument"]
+    assert trust["Statement"][0]["Condition"]["StringEquals"] == {"sts:ExternalId": deployment.external_id}
