@@ -15,7 +15,7 @@ from worker.cli import main
 from worker.config import load_settings
 from worker.doctor import Check, Status, exit_code
 from worker.doctor_probe import PROBE_DIR, run_doctor
-from worker.provision import Deployment, Keys, admin_client
+from worker.provision import Deployment, Keys, Names, admin_client
 
 
 def _session(keys: Keys, deployment: Deployment) -> boto3.Session:
@@ -171,3 +171,12 @@ def test_the_emulator_carries_the_shipped_documents(deployment: Deployment) -> N
     assert stored == policies.role_permission_policy(scope)
     trust = iam.get_role(RoleName="ThumbXRole")["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Condition"]["StringEquals"] == {"sts:ExternalId": deployment.external_id}
+
+
+@pytest.mark.parametrize("names", [Names(queue_in="a")])
+def test_queue_in_the_compute_account_is_checked_with_its_own_credentials(deployment: Deployment) -> None:
+    assert deployment.queue_credentials == "base"
+    checks = _doctor(deployment)
+    assert _failures(checks) == []
+    assert checks["queue-dead-letter"].status is Status.PASSED
+    assert checks["notification-filter"].status is Status.PASSED

@@ -220,3 +220,23 @@ def test_parliament_finds_nothing_in_the_identity_policies(name: str, document: 
     assert {(f.issue, str(f.location.get("actions"))) for f in community} <= {
         ("CREDENTIALS_EXPOSURE", "['sts:assumerole']")
     }
+
+
+def test_thumbx_policies_prints_every_document(capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.cli import main
+
+    argv = ["policies", "--account-a", A, "--account-b", B, "--external-id", "ext-9", "--queue-in", "compute"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == render_all(DeploySpec(A, B, external_id="ext-9", queue_in="compute"))
+    assert set(printed) >= {
+        "storage/ThumbXRole/trust",
+        "storage/ThumbXRole/permissions",
+        "storage/bucket-policy",
+        "compute/queue-policy",
+        "compute/task-role/permissions",
+    }
+    with pytest.raises(SystemExit) as exit_info:
+        main(["policies", "--account-a", "12345", "--account-b", B])
+    assert exit_info.value.code == 2
+    assert "not a 12-digit account ID" in capsys.readouterr().err
