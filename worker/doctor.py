@@ -6,11 +6,15 @@ module decides pass / fail / not-checkable and words the line a user reads. Noth
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+
+from worker.config import RoleSettings
+from worker.policies import SESSION_PATTERN
 
 
 class Status(Enum):
@@ -53,6 +57,27 @@ def render_table(checks: Sequence[Check]) -> str:
         f"{counts[Status.NOT_CHECKABLE]} not checkable"
     )
     return "\n".join(lines)
+
+
+def evaluate_session_names(role: RoleSettings, pattern: str = SESSION_PATTERN) -> Check:
+    """The shipped trust admits only session names and source identities matching ``pattern``.
+
+    Emulators do not evaluate trust conditions, so a mismatch would only show on AWS: say it here.
+    """
+    name = "session-names"
+    wrong = [
+        f"{label} {value!r}"
+        for label, value in (
+            ("THUMBX_SESSION_NAME", role.session_name),
+            ("THUMBX_SOURCE_IDENTITY", role.source_identity),
+        )
+        if value is not None and not fnmatch.fnmatchcase(value, pattern)
+    ]
+    if wrong:
+        return failed(
+            name, f"{', '.join(wrong)} do(es) not match the trust's {pattern!r}: AWS refuses the AssumeRole"
+        )
+    return passed(name, f"session name and source identity match the trust's {pattern!r}")
 
 
 # --- configuration evaluators ------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from worker.doctor import (
     evaluate_notification,
     evaluate_ownership,
     evaluate_public_access_block,
+    evaluate_session_names,
     evaluate_visibility,
     failed,
     passed,
@@ -112,6 +113,8 @@ class Doctor:
         )
 
     def run(self) -> list[Check]:
+        if self.settings.role is not None:
+            self.checks.append(evaluate_session_names(self.settings.role))
         role = self.assume_role()
         if role is None:
             for name in (
@@ -127,13 +130,11 @@ class Doctor:
             self.read_input(s3)
             self.write_output(s3)
             self.refused(
-                s3,
                 "delete-refused",
                 "delete",
                 lambda: s3.delete_object(Bucket=self.bucket, Key=self.keys["output"]),
             )
             self.refused(
-                s3,
                 "list-refused",
                 "list",
                 lambda: s3.list_objects_v2(
@@ -220,7 +221,7 @@ class Doctor:
         verdict = passed if got == body else failed
         self.checks.append(verdict(name, f"wrote and read back {key}"))
 
-    def refused(self, s3: Any, name: str, what: str, call: Callable[[], Any]) -> None:
+    def refused(self, name: str, what: str, call: Callable[[], Any]) -> None:
         try:
             call()
         except ClientError as exc:

@@ -51,6 +51,7 @@ def test_correct_setup_passes_and_cleans_up(deployment: Deployment) -> None:
     assert _failures(checks) == []
     assert exit_code(checks.values()) == 0
     for name in (
+        "session-names",
         "assume-role",
         "read-input",
         "write-output",

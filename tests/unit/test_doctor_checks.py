@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from worker.config import RoleSettings
 from worker.doctor import (
     Status,
     evaluate_bucket_policy,
@@ -14,6 +16,7 @@ from worker.doctor import (
     evaluate_notification,
     evaluate_ownership,
     evaluate_public_access_block,
+    evaluate_session_names,
     evaluate_visibility,
     exit_code,
     failed,
@@ -147,3 +150,13 @@ def test_table_and_exit_code() -> None:
 )
 def test_loopback_endpoints_are_emulators(url: str | None, expected: bool) -> None:
     assert is_emulator(url) is expected
+
+
+def test_session_names_outside_the_trust_pattern_fail_before_aws_refuses() -> None:
+    role = RoleSettings("arn:aws:iam::222222222222:role/ThumbXRole")
+    assert evaluate_session_names(role).status is Status.PASSED
+    check = evaluate_session_names(replace(role, session_name="batch-job", source_identity="batch-job"))
+    assert check.status is Status.FAILED
+    assert "THUMBX_SESSION_NAME 'batch-job'" in check.detail
+    assert "THUMBX_SOURCE_IDENTITY 'batch-job'" in check.detail
+    assert evaluate_session_names(replace(role, source_identity=None)).status is Status.PASSED
