@@ -73,7 +73,10 @@ async def run_demo(
         stop = asyncio.Event()
         worker = asyncio.create_task(
             service.run(
-                load_settings(deployment.worker_env() | {"THUMBX_WAIT_SECONDS": "1"}),
+                load_settings(
+                    # one-shot: no health endpoint (a fixed port could clash with a real worker)
+                    deployment.worker_env() | {"THUMBX_WAIT_SECONDS": "1", "THUMBX_HEALTH_PORT": "off"}
+                ),
                 base_session=aioboto3.Session(
                     aws_access_key_id=deployment.worker_keys.access_key_id,
                     aws_secret_access_key=deployment.worker_keys.secret_access_key,
