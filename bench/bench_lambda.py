@@ -166,6 +166,7 @@ def main() -> None:
         child(args.child, args.noop_first)
         return
 
+    load_before = os.getloadavg()[0]
     interpreter = [interpreter_seconds() for _ in range(args.samples)]
     imports = {
         m: [import_seconds(m) for _ in range(args.samples)]
@@ -190,6 +191,7 @@ def main() -> None:
         "benchmark": "lambda cold start",
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpu",
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "samples": args.samples,
         "interpreter_startup": ms(interpreter),
         "import": {m: ms(v) for m, v in imports.items()},
@@ -214,6 +216,7 @@ def main() -> None:
     rows += [("  first render's extra over a warm one", results["of_which_first_render_extra"])]
     for name, row in rows:
         print(f"{name:40} {row['median_ms']:>10} {row['min_ms']:>8} {row['max_ms']:>8}")
+    print(f"load average (1 min) before/after: {results['load_average_1min']}")
     print(f"sts:AssumeRole calls per environment: {results['sts_assume_role_calls_per_environment']}")
     print(f"written to {RESULTS.relative_to(REPO)}")
 
