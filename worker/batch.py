@@ -189,6 +189,11 @@ class BatchProcessor:
             self._metrics.inc("thumbx_records_unstarted_total")
             log.warning("record_unstarted", record=record.name, reason="time_guard")
             return RecordResult(record, "unstarted", reason="time_guard")
+        return await self.process_record(record)
+
+    async def process_record(self, record: BatchRecord) -> RecordResult:
+        """One record, start to finish, never raising: what the service's consumer needs per message too
+        (it then deletes ``done``/``dead_lettered`` records and backs the others off)."""
         try:
             return await self._handle(record)
         except Exception as exc:  # a bug must not lose the message (nor fail its neighbours): retry it

@@ -178,3 +178,21 @@ def test_safety_margin_setting_is_validated_with_the_variable_named() -> None:
     assert BatchSettings.from_env({"THUMBX_LAMBDA_SAFETY_MS": "2500"}, 2).safety_margin_ms == 2500
     with pytest.raises(ConfigError, match="THUMBX_LAMBDA_SAFETY_MS"):
         BatchSettings.from_env({"THUMBX_LAMBDA_SAFETY_MS": "soon"}, 4)
+
+
+async def test_a_bug_while_handling_one_record_retries_it_and_spares_its_neighbours() -> None:
+    class BrokenDlq(MemoryDlq):
+        async def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
+            raise RuntimeError("bug")
+
+    store = MemoryStore({"input/good.jpg": b"good", "input/bad.jpg": b"corrupt"})
+    records = [
+        BatchRecord(s3_body("input/bad.jpg"), message_id="m-bad"),
+        BatchRecord(s3_body("input/good.jpg"), message_id="m-good"),
+    ]
+    report = await processor(store, BrokenDlq()).process(records)
+    assert [(r.fate, r.reason) for r in report.results] == [
+        ("retry", "unexpected_RuntimeError"),
+        ("done", ""),
+    ]
+    assert report.item_failures() == [{"itemIdentifier": "m-bad"}]
