@@ -32,7 +32,8 @@ def s3_notification(
     record["s3"]["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
     obj = record["s3"]["object"]
     obj["key"] = quote_plus(key)
-    obj.pop("versionId", None)  # the template's version belongs to another bucket
+    for field in ("versionId", "eTag", "size"):  # the template's describe another object
+        obj.pop(field, None)
     return doc  # type: ignore[no-any-return]
 
 
