@@ -121,12 +121,17 @@ def fate_of(outcomes: Sequence[Outcome]) -> Literal["done", "dead_lettered", "re
 
 
 def dead_letter_attributes(message_id: str, outcomes: Sequence[Outcome]) -> dict[str, str]:
-    """The message attributes a dead-lettered body carries (the same the service's consumer sends)."""
-    failed = next(o for o in outcomes if o.status == "permanent")
+    """The message attributes a dead-lettered body carries (the same the service's consumer sends):
+    the first permanent failure's reason, detail and key, which of the body's records failed, and the
+    original message id."""
+    failed = [i for i, o in enumerate(outcomes) if o.status == "permanent"]
+    first = outcomes[failed[0]]
     return {
-        "thumbx-reason": failed.reason,
-        "thumbx-detail": failed.detail or failed.reason,
-        "thumbx-key": failed.key or "-",
+        "thumbx-reason": first.reason,
+        "thumbx-detail": first.detail or first.reason,
+        "thumbx-key": first.key or "-",
+        "thumbx-failed-records": ",".join(str(i) for i in failed),
+        "thumbx-records": str(len(outcomes)),
         "thumbx-source-message-id": message_id,
     }
 
@@ -222,7 +227,9 @@ class BatchProcessor:
         except ThumbxError as exc:
             log.warning("dead_letter_failed", record=record.name, error=str(exc), reason=exc.reason)
             return "retry", exc.reason
-        self._metrics.inc("thumbx_messages_dead_lettered_total", reason=attributes["thumbx-reason"])
+        for outcome in outcomes:
+            if outcome.status == "permanent":
+                self._metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
         return "dead_lettered", attributes["thumbx-reason"]
 
     def _record(self, result: RecordResult, elapsed_ms: float) -> None:

@@ -110,6 +110,24 @@ async def test_each_record_gets_its_own_fate() -> None:
     assert attributes["thumbx-source-message-id"] == "m-bad"
 
 
+async def test_dead_letter_attributes_name_the_failed_records_of_a_multi_record_body() -> None:
+    store = MemoryStore({"input/ok.jpg": b"ok", "input/bad.jpg": b"corrupt"})
+    dlq = MemoryDlq()
+    body = s3_body("input/ok.jpg", "input/bad.jpg")
+    report = await processor(store, dlq).process([BatchRecord(body, message_id="m1")])
+    assert report.item_failures() == []
+    [(sent, attributes)] = dlq.sent
+    assert sent == body
+    assert attributes == {
+        "thumbx-reason": "corrupt_image",
+        "thumbx-detail": "cannot decode: not a JPEG",
+        "thumbx-key": "input/bad.jpg",
+        "thumbx-failed-records": "1",
+        "thumbx-records": "2",
+        "thumbx-source-message-id": "m1",
+    }
+
+
 async def test_a_record_with_any_transient_reference_is_retried_not_dead_lettered() -> None:
     store = MemoryStore({"input/bad.jpg": b"corrupt"})
     dlq = MemoryDlq()
