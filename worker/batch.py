@@ -1,0 +1,255 @@
+"""Process a batch of queued records and decide each one's fate: the core the Lambda shim shares.
+
+A *record* is one SQS message (or one record of a direct S3 / EventBridge event): a body holding zero or
+more S3 object references. Its fate follows from the outcomes of its references, exactly as in the
+service's consumer (:func:`fate_of`):
+
+* ``done``          every reference succeeded or was ignored on purpose -> acknowledged;
+* ``dead_lettered`` a permanent failure -> the body goes to the DLQ with the reason, then acknowledged;
+* ``retry``         a transient failure (or a DLQ that could not take the message) -> redelivered later;
+* ``unstarted``     the time guard stopped it before it began -> redelivered later, never half-done.
+
+The processor holds no AWS client of its own: it gets the pipeline and the DLQ sink from
+:func:`worker.service.open_runtime`, so the ECS service and the Lambda shim render with the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import structlog
+
+from worker.errors import ConfigError, ThumbxError, TransientError
+from worker.events import parse_body
+from worker.observability import Metrics
+from worker.pipeline import Outcome, Pipeline
+
+log = structlog.get_logger(__name__)
+
+Fate = Literal["done", "dead_lettered", "retry", "unstarted"]
+RemainingMillis = Callable[[], int]
+DEFAULT_SAFETY_MARGIN_MS = 10_000
+
+
+class DeadLetterSink(Protocol):
+    async def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
+
+
+class UnreportableFailure(TransientError):
+    """A record must be retried but has no usable id: only failing the whole batch retries it."""
+
+    reason = "unreportable_failure"
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One unit of work. ``message_id`` is the SQS messageId (None when the event has none)."""
+
+    body: str
+    message_id: str | None = None
+    label: str = ""
+    receive_count: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.message_id or self.label or "-"
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    record: BatchRecord
+    fate: Fate
+    outcomes: tuple[Outcome, ...] = ()
+    reason: str = ""
+
+    @property
+    def needs_retry(self) -> bool:
+        return self.fate in ("retry", "unstarted")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    concurrency: int = 4
+    safety_margin_ms: int = DEFAULT_SAFETY_MARGIN_MS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], concurrency: int) -> BatchSettings:
+        raw = env.get("THUMBX_LAMBDA_SAFETY_MS", "").strip()
+        if not raw:
+            return cls(concurrency=concurrency)
+        try:
+            margin = int(raw)
+        except ValueError:
+            raise ConfigError(f"THUMBX_LAMBDA_SAFETY_MS: {raw!r} is not a whole number") from None
+        if not 0 <= margin <= 900_000:
+            raise ConfigError(f"THUMBX_LAMBDA_SAFETY_MS: {margin} is outside 0..900000")
+        return cls(concurrency=concurrency, safety_margin_ms=margin)
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    results: tuple[RecordResult, ...]
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def retry(self) -> tuple[RecordResult, ...]:
+        return tuple(r for r in self.results if r.needs_retry)
+
+    def item_failures(self) -> list[dict[str, str]]:
+        """SQS partial-batch response entries. Raises rather than name an empty or unknown id."""
+        ids: list[str] = []
+        for result in self.retry:
+            message_id = result.record.message_id
+            if not message_id:
+                raise UnreportableFailure(f"record {result.record.name} must be retried but has no messageId")
+            if message_id not in ids:
+                ids.append(message_id)
+        return [{"itemIdentifier": message_id} for message_id in ids]
+
+
+def fate_of(outcomes: Sequence[Outcome]) -> Literal["done", "dead_lettered", "retry"]:
+    """Any transient failure -> retry; else any permanent failure -> dead-letter; else done."""
+    if any(o.status == "transient" for o in outcomes):
+        return "retry"
+    if any(o.status == "permanent" for o in outcomes):
+        return "dead_lettered"
+    return "done"
+
+
+def dead_letter_attributes(message_id: str, outcomes: Sequence[Outcome]) -> dict[str, str]:
+    """The message attributes a dead-lettered body carries (the same the service's consumer sends):
+    the first permanent failure's reason, detail and key, which of the body's records failed, and the
+    original message id."""
+    failed = [i for i, o in enumerate(outcomes) if o.status == "permanent"]
+    first = outcomes[failed[0]]
+    return {
+        "thumbx-reason": first.reason,
+        "thumbx-detail": first.detail or first.reason,
+        "thumbx-key": first.key or "-",
+        "thumbx-failed-records": ",".join(str(i) for i in failed),
+        "thumbx-records": str(len(outcomes)),
+        "thumbx-source-message-id": message_id,
+    }
+
+
+class BatchProcessor:
+    """Runs records through the pipeline with bounded concurrency and a remaining-time guard."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        settings: BatchSettings,
+        *,
+        dead_letters: DeadLetterSink | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._settings = settings
+        self._dlq = dead_letters
+        self._metrics = metrics or Metrics()
+
+    async def process(
+        self,
+        records: Sequence[BatchRecord],
+        remaining_ms: RemainingMillis | None = None,
+        *,
+        ordered: bool = False,
+    ) -> BatchReport:
+        """Process every record; ``ordered`` (FIFO queues): one at a time, none after a retried one."""
+        if ordered:
+            results = await self._in_order(records, remaining_ms)
+        else:
+            slots = asyncio.Semaphore(max(1, self._settings.concurrency))
+
+            async def bounded(record: BatchRecord) -> RecordResult:
+                async with slots:
+                    return await self._guarded(record, remaining_ms)
+
+            results = list(await asyncio.gather(*(bounded(r) for r in records)))
+        counts: dict[str, int] = {}
+        for result in results:
+            counts[result.fate] = counts.get(result.fate, 0) + 1
+        return BatchReport(tuple(results), counts)
+
+    async def _in_order(
+        self, records: Sequence[BatchRecord], remaining_ms: RemainingMillis | None
+    ) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        for index, record in enumerate(records):
+            result = await self._guarded(record, remaining_ms)
+            results.append(result)
+            if result.needs_retry:  # FIFO: later records must not overtake this one
+                results.extend(
+                    RecordResult(r, "unstarted", reason="fifo_order") for r in records[index + 1 :]
+                )
+                break
+        return results
+
+    async def _guarded(self, record: BatchRecord, remaining_ms: RemainingMillis | None) -> RecordResult:
+        if remaining_ms is not None and remaining_ms() < self._settings.safety_margin_ms:
+            self._metrics.inc("thumbx_records_unstarted_total")
+            log.warning("record_unstarted", record=record.name, reason="time_guard")
+            return RecordResult(record, "unstarted", reason="time_guard")
+        return await self.process_record(record)
+
+    async def process_record(self, record: BatchRecord) -> RecordResult:
+        """One record, start to finish, never raising: what the service's consumer needs per message too
+        (it then deletes ``done``/``dead_lettered`` records and backs the others off)."""
+        try:
+            return await self._handle(record)
+        except Exception as exc:  # a bug must not lose the message (nor fail its neighbours): retry it
+            log.exception("record_unexpected_error", record=record.name)
+            return RecordResult(record, "retry", reason=f"unexpected_{type(exc).__name__}")
+
+    async def _handle(self, record: BatchRecord) -> RecordResult:
+        started = time.perf_counter()
+        outcomes = tuple([await self._pipeline.process(item) for item in parse_body(record.body)])
+        fate: Fate = fate_of(outcomes)
+        reason = next((o.reason for o in outcomes if not o.ok), "")
+        if fate == "dead_lettered":
+            fate, reason = await self._dead_letter(record, outcomes)
+        result = RecordResult(record, fate, outcomes, reason)
+        self._record(result, (time.perf_counter() - started) * 1000)
+        return result
+
+    async def _dead_letter(self, record: BatchRecord, outcomes: Sequence[Outcome]) -> tuple[Fate, str]:
+        attributes = dead_letter_attributes(record.name, outcomes)
+        if self._dlq is None:
+            # Leave it to the queue's redrive policy (maxReceiveCount), as the service does.
+            log.warning("no_dlq_configured", record=record.name, reason=attributes["thumbx-reason"])
+            return "retry", "no_dlq_configured"
+        try:
+            await self._dlq.send(record.body, attributes)
+        except ThumbxError as exc:
+            log.warning("dead_letter_failed", record=record.name, error=str(exc), reason=exc.reason)
+            return "retry", exc.reason
+        for outcome in outcomes:
+            if outcome.status == "permanent":
+                self._metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
+        return "dead_lettered", attributes["thumbx-reason"]
+
+    def _record(self, result: RecordResult, elapsed_ms: float) -> None:
+        for outcome in result.outcomes:
+            self._metrics.inc("thumbx_records_total", status=outcome.status, reason=outcome.reason)
+        self._metrics.observe("thumbx_message_ms", elapsed_ms)
+        getattr(log, "info" if result.fate == "done" else "warning")(
+            "message_done",
+            message_id=result.record.name,
+            fate=result.fate,
+            receive_count=result.record.receive_count,
+            elapsed_ms=round(elapsed_ms, 1),
+            records=[
+                {
+                    "status": o.status,
+                    "reason": o.reason,
+                    "key": o.key,
+                    "outputs": list(o.outputs),
+                    **({"detail": o.detail} if o.detail else {}),
+                }
+                for o in result.outcomes
+            ],
+        )
