@@ -9,17 +9,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import jpeg_bytes
-from worker.provision import Deployment, admin_client
+from worker.provision import Deployment, admin_client, client_for
 
 
 def _assumed(deployment: Deployment, service: str) -> Any:
-    sts = boto3.client(
-        "sts",
-        endpoint_url=deployment.endpoint,
-        region_name=deployment.region,
-        aws_access_key_id=deployment.worker_keys.access_key_id,
-        aws_secret_access_key=deployment.worker_keys.secret_access_key,
-    )
+    sts = client_for(deployment, "sts", deployment.worker_keys)
     creds = sts.assume_role(
         RoleArn=deployment.role_arn,
         RoleSessionName="thumbx-permission-test",
@@ -44,13 +38,7 @@ def _denied(call: Any) -> None:
 
 
 def test_worker_identity_may_only_assume_the_role(deployment: Deployment) -> None:
-    s3_as_a = boto3.client(
-        "s3",
-        endpoint_url=deployment.endpoint,
-        region_name=deployment.region,
-        aws_access_key_id=deployment.worker_keys.access_key_id,
-        aws_secret_access_key=deployment.worker_keys.secret_access_key,
-    )
+    s3_as_a = client_for(deployment, "s3", deployment.worker_keys)
     _denied(lambda: s3_as_a.list_buckets())
     sts = _assumed(deployment, "sts")
     assert sts.get_caller_identity()["Arn"].startswith(
