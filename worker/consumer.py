@@ -403,9 +403,20 @@ class Consumer:
         remaining = [lease.task for lease in self._leases.values() if lease.task is not None]
         if remaining:  # acks already under way: give them what is left of the deadline
             await asyncio.wait(remaining, timeout=max(0.1, deadline - time.monotonic()))
-        if self._delete_flush is not None:
-            self._delete_flush.cancel()
+        await self._finish_delete_flush(timeout=max(0.1, deadline - time.monotonic()))
         await self.flush_deletes()
+
+    async def _finish_delete_flush(self, timeout: float) -> None:
+        # A flush under way has already taken its batch off the list: cancelling it would leave those
+        # messages neither deleted nor counted (they would come back as duplicates), so let it finish.
+        flush = self._delete_flush
+        if flush is None or flush.done():
+            return
+        done, _ = await asyncio.wait({flush}, timeout=timeout)
+        if not done:
+            flush.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flush
 
     async def _return_to_queue(self, messages: Sequence[Message]) -> None:
         try:
@@ -424,6 +435,7 @@ class Consumer:
         tasks = [lease.task for lease in self._leases.values() if lease.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self._finish_delete_flush(timeout=30.0)
         await self.flush_deletes()
 
     # --- observation --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Any
 from worker.consumer import Consumer, ConsumerConfig, Lease, extension_due
 from worker.errors import CredentialsUnavailable
 from worker.events import Item, ObjectRef
+from worker.observability import Metrics
 from worker.pipeline import Outcome
 from worker.queue import BatchResult, Message
 
@@ -31,6 +32,7 @@ class FakeQueue:
         self.deleted: list[str] = []
         self.visibility: list[tuple[list[str], int]] = []
         self.delete_delay = 0.0
+        self.delete_calls = 0
 
     async def receive(
         self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
@@ -43,6 +45,7 @@ class FakeQueue:
         return batch
 
     async def delete(self, messages: Sequence[Message]) -> BatchResult:
+        self.delete_calls += 1
         await asyncio.sleep(self.delete_delay)
         self.deleted.extend(m.message_id for m in messages)
         return BatchResult()
@@ -113,6 +116,16 @@ async def test_acks_arriving_during_a_delete_call_go_out_without_waiting_for_shu
     finally:
         stop.set()
         await task
+
+
+async def test_stop_during_a_delete_call_lets_it_finish_and_counts_it() -> None:
+    queue = FakeQueue([message("k")])
+    queue.delete_delay = 0.3
+    metrics = Metrics()
+    consumer = Consumer(queue, FakePipeline(), config(), metrics=metrics)  # type: ignore[arg-type]
+    await run_for(consumer, lambda: queue.delete_calls == 1)  # stop while the batched delete is in flight
+    assert queue.deleted == ["id-k"], "the delete under way was not cut off by shutdown"
+    assert metrics.count("thumbx_messages_deleted_total") == 1
 
 
 async def test_receives_only_when_there_is_room() -> None:
