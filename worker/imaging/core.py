@@ -1,0 +1,302 @@
+"""Image bytes + presets -> renditions, with libvips (pure, synchronous, no I/O).
+
+Order of work for one upload:
+
+1. :func:`probe` sniffs the loader from the first bytes and refuses anything outside the allow-list
+   (SVG, PDF, ImageMagick, JPEG 2000, ... never reach a decoder; libvips' untrusted loaders are blocked
+   process-wide as well), then reads the header only and checks bytes, width x height x frames, the
+   progressive-JPEG cap and the memory estimate against :class:`~worker.limits.Limits`.
+2. One shrink-on-load decode (``thumbnail_buffer``) to the largest size any preset needs: EXIF orientation
+   applied (all eight, the mirrored ones too), the embedded ICC profile (or libvips' CMYK fallback)
+   converted to sRGB, 16-bit scaled to 8-bit. ``fail_on="error"``: truncated or corrupt data is an error,
+   not a grey block.
+3. Every preset is cut from that one in-memory base (resize, cover crop), flattened where the format (or
+   the preset) has no alpha, and encoded with every piece of metadata stripped unless the preset keeps the
+   ICC profile or the copyright line. Encoders are deterministic, so the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.imaging.guard import Deadline, budget_for
+from worker.imaging.markers import jpeg_is_progressive
+from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
+from worker.presets import Preset
+
+# The only loaders that may ever run, and the format name each one reads. heifload reads AVIF and HEIC:
+# the header's compression tells which. uhdrload (libvips >= 8.17) is the JPEG loader for Ultra HDR files.
+LOADER_FORMATS = {
+    "jpegload_buffer": "jpeg",
+    "uhdrload_buffer": "jpeg",
+    "pngload_buffer": "png",
+    "webpload_buffer": "webp",
+    "gifload_buffer": "gif",
+    "tiffload_buffer": "tiff",
+    "heifload_buffer": "heif",
+}
+ANIMATED_INPUTS = ("gif", "webp")
+FAIL_ON = "error"  # truncated and corrupt input fail; mere warnings (odd EXIF, extra bytes) do not
+_KEEP_FLAGS = pyvips.at_least_libvips(8, 15)
+_METADATA_PREFIXES = ("exif-", "xmp-", "iptc-", "png-comment", "gif-comment", "orientation", "gainmap")
+_METADATA_NAMES = ("icc-profile-data", "heif-primary", "interlaced")
+_NO_CODEC = "compression format has not been built in"
+# libvips/codec messages that mean "valid file, variant this build can't read" rather than "broken file"
+_UNSUPPORTED_VARIANT = ("Unsupported feature", "Unsupported JPEG data precision", "is not configured")
+
+pyvips.block_untrusted_set(True)  # belt and braces behind the allow-list
+pyvips.cache_set_max(0)  # every upload is new: caching operations would only pin input buffers in memory
+
+
+@dataclass(frozen=True)
+class Header:
+    loader: str
+    format: str  # one of worker.limits.KNOWN_FORMATS
+    width: int  # as stored
+    height: int
+    frames: int  # frames that will be decoded (1 unless a preset asks for animation)
+    orientation: int = 1
+    progressive: bool = False
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """Width and height once the EXIF orientation is applied."""
+        return (self.height, self.width) if self.orientation in (5, 6, 7, 8) else (self.width, self.height)
+
+    @property
+    def peak_bytes(self) -> int:
+        return estimate_peak_bytes(
+            self.format, self.width, self.height, self.frames, progressive=self.progressive
+        )
+
+
+@dataclass(frozen=True)
+class Rendition:
+    preset: Preset
+    data: bytes
+    width: int
+    height: int
+
+    @property
+    def content_type(self) -> str:
+        return self.preset.content_type
+
+
+def probe(data: bytes, limits: Limits = DEFAULT_LIMITS, *, animated: bool = False) -> Header:
+    """Read the header only and enforce the allow-list and size limits; nothing is decoded."""
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(f"{len(data)} bytes is over the {limits.max_bytes}-byte limit")
+    if not data:
+        raise CorruptImage("empty object")
+    loader = _find_loader(data)
+    fmt = LOADER_FORMATS.get(loader)
+    if fmt is None:
+        raise UnsupportedFormat(f"{loader.removesuffix('_buffer')} input is not accepted")
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on=FAIL_ON)
+        if fmt == "heif":
+            fmt = "avif" if _field(image, "heif-compression", "") == "av1" else "heic"
+        pages = int(_field(image, "n-pages", 1)) if animated and fmt in ANIMATED_INPUTS else 1
+        orientation = int(_field(image, "orientation", 1))
+        width, height = int(image.width), int(image.height)
+    except pyvips.Error as exc:
+        if any(marker in str(exc) for marker in _UNSUPPORTED_VARIANT):
+            raise UnsupportedFormat(f"unsupported {fmt} variant: {_last_line(exc)}") from exc
+        raise CorruptImage(f"unreadable header: {_last_line(exc)}") from exc
+    if fmt not in limits.formats:
+        raise UnsupportedFormat(f"{fmt} input is not accepted (allowed: {', '.join(sorted(limits.formats))})")
+    header = Header(
+        loader=loader,
+        format=fmt,
+        width=width,
+        height=height,
+        frames=max(pages, 1),
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+        progressive=fmt == "jpeg" and jpeg_is_progressive(data),
+    )
+    _check_size(header, limits)
+    return header
+
+
+def _check_size(header: Header, limits: Limits) -> None:
+    if header.width < 1 or header.height < 1:
+        raise CorruptImage(f"header says {header.width}x{header.height}")
+    pixels = header.width * header.height * header.frames
+    size = f"{header.width}x{header.height}" + (f"x{header.frames} frames" if header.frames > 1 else "")
+    if pixels > limits.max_pixels:
+        raise ImageTooLarge(f"{size} ({pixels / 1e6:.1f} MP) is over {limits.max_pixels / 1e6:g} MP")
+    if header.frames > limits.max_frames:
+        raise ImageTooLarge(f"{header.frames} frames is over the {limits.max_frames}-frame limit")
+    if header.progressive and header.width * header.height > limits.max_progressive_pixels:
+        raise ImageTooLarge(
+            f"progressive JPEG {size} is over {limits.max_progressive_pixels / 1e6:g} MP "
+            "(progressive JPEGs must be decoded whole)"
+        )
+
+
+def render(data: bytes, presets: Sequence[Preset], limits: Limits = DEFAULT_LIMITS) -> list[Rendition]:
+    """Render every preset from one decode; raise an :class:`~worker.errors.ImageError` subclass."""
+    if not presets:
+        return []
+    header = probe(data, limits, animated=any(p.animated for p in presets))
+    deadline = Deadline(limits.timeout_seconds)
+    with budget_for(limits.memory_budget_bytes).hold(header.peak_bytes):
+        try:
+            return _render(data, header, presets, deadline)
+        except pyvips.Error as exc:
+            if deadline.killed or deadline.expired:
+                raise RenderTimeout(f"stopped at the {limits.timeout_seconds:g} s time limit") from exc
+            message = _last_line(exc)
+            if _NO_CODEC in str(exc):
+                raise UnsupportedFormat(f"{header.format}: this libvips build cannot decode it") from exc
+            if any(marker in str(exc) for marker in _UNSUPPORTED_VARIANT):
+                raise UnsupportedFormat(f"unsupported {header.format} variant: {message}") from exc
+            raise CorruptImage(f"cannot decode {header.format}: {message}") from exc
+
+
+def _render(data: bytes, header: Header, presets: Sequence[Preset], deadline: Deadline) -> list[Rendition]:
+    stills = [p for p in presets if not p.animated]
+    base = _decode_base(data, header, stills, deadline) if stills else None
+    renditions: list[Rendition] = []
+    for preset in presets:
+        deadline.check(f"preset {preset.name}")
+        if preset.animated and header.frames > 1:
+            image = _decode_animated(data, preset, deadline)
+        elif preset.animated:
+            image = _decode_base(data, header, [preset], deadline)
+        else:
+            assert base is not None
+            image = _fit(base, header, preset)
+        out = _save(deadline.watch(_finish(image, preset)), preset)
+        height = int(_field(image, "page-height", image.height)) if preset.animated else image.height
+        renditions.append(Rendition(preset, out, int(image.width), int(height)))
+    deadline.check("encode")
+    return renditions
+
+
+def _scale(preset: Preset, upright: tuple[int, int]) -> float:
+    width, height = upright
+    sx, sy = preset.width / width, preset.height / height
+    scale = max(sx, sy) if preset.fit == "cover" else min(sx, sy)
+    return scale if preset.upscale else min(scale, 1.0)
+
+
+def _decode_base(data: bytes, header: Header, presets: Sequence[Preset], deadline: Deadline) -> Any:
+    """One shrink-on-load decode at the largest scale any preset needs: upright, sRGB, 8-bit, in memory."""
+    width, height = header.upright
+    scale = max(_scale(p, header.upright) for p in presets)
+    box_w, box_h = max(1, math.ceil(width * scale - 1e-9)), max(1, math.ceil(height * scale - 1e-9))
+    base = pyvips.Image.thumbnail_buffer(
+        data, box_w, height=box_h, size="both" if scale > 1 else "down", fail_on=FAIL_ON
+    )
+    return deadline.watch(_to_srgb8(base)).copy_memory()
+
+
+def _decode_animated(data: bytes, preset: Preset, deadline: Deadline) -> Any:
+    image = pyvips.Image.thumbnail_buffer(
+        data,
+        preset.width,
+        height=preset.height,
+        size="both" if preset.upscale else "down",
+        fail_on=FAIL_ON,
+        option_string="n=-1",
+    )
+    return deadline.watch(_to_srgb8(image)).copy_memory()
+
+
+def _fit(base: Any, header: Header, preset: Preset) -> Any:
+    """This preset's geometry, cut from the shared base."""
+    if preset.fit == "inside":
+        if base.width <= preset.width and base.height <= preset.height:
+            return base  # the base was decoded at exactly this preset's scale
+        return base.thumbnail_image(preset.width, height=preset.height, size="down")
+    width, height = header.upright
+    covers = preset.upscale or (width >= preset.width and height >= preset.height)
+    if not covers:  # too small to fill the box without upscaling: crop to the box, keep the scale
+        return base.crop(
+            (base.width - min(base.width, preset.width)) // 2,
+            (base.height - min(base.height, preset.height)) // 2,
+            min(base.width, preset.width),
+            min(base.height, preset.height),
+        )
+    return base.thumbnail_image(preset.width, height=preset.height, size="both", crop=preset.crop)
+
+
+def _to_srgb8(image: Any) -> Any:
+    """sRGB (or greyscale) 8-bit; thumbnail has already converted via the ICC profile when there is one."""
+    grey = image.interpretation in ("b-w", "grey16")
+    if image.interpretation not in ("srgb", "b-w"):
+        image = image.colourspace("b-w" if grey else "srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    return image
+
+
+def _finish(image: Any, preset: Preset) -> Any:
+    if image.hasalpha() and not preset.keeps_alpha:
+        grey = image.bands < 3
+        background = [sum(preset.background) / 3] if grey else list(preset.background)
+        image = image.flatten(background=background).cast("uchar")
+    return _metadata(image, preset)
+
+
+def _metadata(image: Any, preset: Preset) -> Any:
+    """Remove every metadata item except what the preset keeps (geometry items stay)."""
+    image = image.copy()
+    copyright_line = _field(image, "exif-ifd0-Copyright", None) if "copyright" in preset.keep else None
+    for name in image.get_fields():
+        kept = name == "icc-profile-data" and "icc" in preset.keep
+        if not kept and (name.startswith(_METADATA_PREFIXES) or name in _METADATA_NAMES):
+            image.remove(name)
+    if copyright_line:
+        text = str(copyright_line).split(" (", 1)[0]
+        image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Copyright", text)
+    return image
+
+
+def _save(image: Any, preset: Preset) -> bytes:
+    options: dict[str, Any] = {}
+    exif = "copyright" in preset.keep and image.get_typeof("exif-ifd0-Copyright") != 0
+    icc = "icc" in preset.keep and image.get_typeof("icc-profile-data") != 0
+    if _KEEP_FLAGS:
+        flags = pyvips.enums.ForeignKeep
+        options["keep"] = (flags.EXIF if exif else 0) | (flags.ICC if icc else 0)
+    else:
+        options["strip"] = not (exif or icc)
+    if preset.format == "jpeg":
+        out = image.jpegsave_buffer(Q=preset.quality, optimize_coding=True, **options)
+    elif preset.format == "webp":
+        out = image.webpsave_buffer(Q=preset.quality, **options)
+    elif preset.format == "png":
+        out = image.pngsave_buffer(compression=6, **options)
+    else:
+        out = image.heifsave_buffer(Q=preset.quality, compression="av1", **options)
+    return bytes(out)
+
+
+def _find_loader(data: bytes) -> str:
+    """The libvips loader that would open ``data``, found by sniffing only (nothing is decoded)."""
+    pointer = pyvips.vips_lib.vips_foreign_find_load_buffer(data, len(data))
+    if pointer == pyvips.ffi.NULL:
+        pyvips.vips_lib.vips_error_clear()
+        raise UnsupportedFormat("not an image format thumbx reads")
+    type_name = pyvips.ffi.string(pointer).decode()
+    return str(pyvips.nickname_find(pyvips.type_from_name(type_name)))
+
+
+def _field(image: Any, name: str, default: Any) -> Any:
+    return image.get(name) if image.get_typeof(name) != 0 else default
+
+
+def _last_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else type(exc).__name__
+
+
+__all__ = ["Header", "ImageError", "Rendition", "probe", "render"]
