@@ -131,6 +131,8 @@ def _parse_one(raw: str, variable: str) -> Preset:
     )
     if preset.animated and preset.format not in ANIMATED_FORMATS:
         raise ConfigError(f"{variable}: preset {name!r}: anim=1 needs one of {', '.join(ANIMATED_FORMATS)}")
+    if preset.animated and preset.fit != "inside":
+        raise ConfigError(f"{variable}: preset {name!r}: anim=1 supports fit=inside only")
     if "crop" in values and preset.fit != "cover":
         raise ConfigError(f"{variable}: preset {name!r}: crop= only applies with fit=cover")
     return preset
