@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-PRESETS = "lg:1024:jpeg:q=80,sm:128:webp:q=80,sq:96x96:png:fit=cover:crop=centre"
+PRESETS = "lg:512:jpeg:q=80,sm:128:webp:q=80,sq:96x96:png:fit=cover:crop=centre"
 MEMORY_CAP = 3 * 1024**3
-WATCHDOG_SECONDS = 30.0
+WATCHDOG_SECONDS = 60.0
 
 
 def _child(outdir: Path) -> int:
@@ -31,7 +31,7 @@ def _child(outdir: Path) -> int:
     from worker.presets import parse_presets
 
     presets = parse_presets(PRESETS)
-    limits = Limits(timeout_seconds=10.0)
+    limits = Limits(timeout_seconds=30.0)
     print(json.dumps({"build": build_info()}), flush=True)
     for number, line in enumerate(sys.stdin):
         path = line.rstrip("\n")
