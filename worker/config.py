@@ -146,7 +146,8 @@ def _check_layout(layout: KeyLayout) -> None:
         layout.output_prefix
     ):
         raise ConfigError(
-            "THUMBX_OUTPUT_PREFIX: must not overlap THUMBX_INPUT_PREFIX (thumbnails would re-trigger the worker)"
+            "THUMBX_OUTPUT_PREFIX: must not overlap THUMBX_INPUT_PREFIX"
+            " (thumbnails would re-trigger the worker)"
         )
 
 

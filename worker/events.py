@@ -52,7 +52,7 @@ def parse_body(body: str) -> list[Item]:
     """Parse an SQS message body (a JSON string)."""
     try:
         doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         return [Rejected("bad_json", f"body is not JSON: {exc.msg}")]
     return parse_document(doc)
 

@@ -1,0 +1,1 @@
+"""Thin AWS Lambda adapter over the worker's processing core."""

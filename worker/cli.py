@@ -1,0 +1,40 @@
+"""``thumbx``: one entry point, one module per subcommand (``worker/cmd_*.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from worker import __version__
+from worker.errors import ConfigError
+
+COMMANDS = (
+    "worker.cmd_worker",
+    "worker.cmd_demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thumbx", description="Cross-account S3 thumbnail worker.")
+    parser.add_argument("--version", action="version", version=f"thumbx {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"thumbx: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""``thumbx demo``: the cross-account path end to end on an embedded moto server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from worker.demo import run_demo
+from worker.observability import configure_logging
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("demo", help="run the whole pipeline on an embedded AWS emulator")
+    parser.add_argument("--images", type=Path, help="upload these files instead of the built-in samples")
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="where results go (./demo-out)")
+    parser.add_argument("--keep-running", action="store_true", help="keep the emulator and worker up")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every outcome")
+    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging("auto", args.log_level)
+    if args.images is not None and not args.images.is_dir():
+        print(f"thumbx demo: --images {args.images} is not a directory")
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(run_demo(args.images, args.out, keep_running=args.keep_running, timeout=args.timeout))
