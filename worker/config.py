@@ -111,6 +111,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def load_limits(env: Mapping[str, str] | None = None) -> Limits:
+    """Only the imaging limits (for commands such as ``thumbx render`` that need no queue or bucket)."""
+    return _limits(_Reader(os.environ if env is None else env))
+
+
 def _limits(reader: _Reader) -> Limits:
     """What the imaging core accepts: THUMBX_MAX_* caps, THUMBX_ALLOWED_FORMATS, time and memory bounds."""
     default = Limits()

@@ -216,7 +216,7 @@ def _decode(
         # libvips' thumbnail_buffer keeps a 2x margin for sharpness, i.e. decodes up to 4x the pixels;
         # the lanczos reduce after the DCT shrink keeps thumbnails sharp. Measured: make bench-imaging.
         factor = min(width / box[0], height / box[1])
-        options["shrink"] = next(shrink for shrink in (8, 4, 2, 1) if factor >= shrink)
+        options["shrink"] = next((shrink for shrink in (8, 4, 2) if factor >= shrink), 1)
     elif header.loader == "webpload_buffer" and not upscale:
         options["scale"] = min(1.0, max(box[0] / width, box[1] / height))
     if header.frames > 1:
@@ -261,9 +261,16 @@ def _decode_animated(data: bytes, header: Header, preset: Preset, deadline: Dead
 def _fit(base: Any, header: Header, preset: Preset) -> Any:
     """This preset's geometry, cut from the shared base."""
     if preset.fit == "inside":
-        if base.width <= preset.width and base.height <= preset.height:
-            return base  # the base was decoded at exactly this preset's scale
-        return base.thumbnail_image(preset.width, height=preset.height, size="down")
+        # the size from the source's own dimensions, so cascading from the base adds no rounding drift
+        width, height = header.upright
+        scale = _scale(preset, header.upright)
+        target = (
+            max(1, min(preset.width, round(width * scale))) if scale * width >= 1 else 1,
+            max(1, min(preset.height, round(height * scale))) if scale * height >= 1 else 1,
+        )
+        if (base.width, base.height) == target:
+            return base
+        return base.thumbnail_image(target[0], height=target[1], size="force")
     width, height = header.upright
     covers = preset.upscale or (width >= preset.width and height >= preset.height)
     if not covers:  # too small to fill the box without upscaling: crop to the box, keep the scale
