@@ -25,7 +25,7 @@ class Limits:
     formats: frozenset[str] = DEFAULT_FORMATS
     timeout_seconds: float = 20.0  # per image, all presets included; enforced inside libvips (set_kill)
     memory_budget_bytes: int = 1024 * MIB  # shared by all concurrent renders in the process
-    max_progressive_pixels: int = 50_000_000  # progressive JPEGs cannot stream: they cost ~6 B/pixel
+    max_progressive_pixels: int = 50_000_000  # progressive JPEGs cannot stream: ~3.4 B/pixel
 
 
 DEFAULT_LIMITS = Limits()
@@ -36,15 +36,16 @@ def estimate_peak_bytes(
 ) -> int:
     """A conservative estimate of the memory one render of such an image holds at its peak.
 
-    Measured here with libvips on 100-MP JPEGs (``make bench-imaging``): a baseline JPEG streams (~55 MB,
-    almost independent of size) while a progressive one keeps every DCT coefficient (~6.3 bytes/pixel).
-    Formats whose decoders produce whole frames (WebP, GIF, HEIF/AVIF, interlaced PNG) hold about one
-    RGBA frame, twice that for 16-bit data; we count 8 bytes/pixel for them to stay on the safe side.
+    Measured with ``make bench-imaging`` on 100-MP JPEGs made from a corpus photo: a baseline JPEG streams
+    (52-80 MB peak RSS for the whole process, almost independent of size) while a progressive one keeps
+    every DCT coefficient: 335-365 MB with our DCT shrink-on-load (about 3.4 bytes/pixel; plain
+    ``thumbnail_buffer`` needs 930 MB). Formats whose decoders produce whole frames (WebP, GIF, HEIF/AVIF,
+    interlaced PNG) hold about one RGBA frame, twice that for 16-bit data: we count 8 bytes/pixel.
     """
     pixels = width * height * max(frames, 1)
     base = 48 * MIB
     if fmt == "jpeg":
-        per_pixel = 7.0 if progressive else 0.5
+        per_pixel = 4.0 if progressive else 0.5
     elif fmt in ("png", "tiff"):
         per_pixel = 8.0 if progressive else 1.0
     else:
