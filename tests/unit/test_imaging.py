@@ -255,4 +255,5 @@ def test_time_limit_stops_libvips_mid_decode(slow_png: bytes) -> None:
     with pytest.raises(RenderTimeout):
         render(slow_png, presets, Limits(timeout_seconds=full / 10))
     stopped = time.perf_counter() - started
-    assert stopped < full / 2, (stopped, full)  # libvips gave up early instead of finishing in vain
+    # libvips gave up early instead of finishing in vain (loose bound: the machine may be shared)
+    assert stopped < full * 0.6, (stopped, full)

@@ -27,7 +27,7 @@ import pyvips
 
 from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
 from worker.imaging.guard import Deadline, budget_for
-from worker.imaging.markers import jpeg_is_progressive
+from worker.imaging.markers import jpeg_is_progressive, webp_without_metadata
 from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
 from worker.presets import Preset
 
@@ -356,6 +356,8 @@ def _save(image: Any, preset: Preset) -> bytes:
         out = image.jpegsave_buffer(Q=preset.quality, optimize_coding=True, **options)
     elif preset.format == "webp":
         out = image.webpsave_buffer(Q=preset.quality, **options)
+        if not _KEEP_FLAGS and not exif:
+            out = webp_without_metadata(bytes(out))
     elif preset.format == "png":
         out = image.pngsave_buffer(compression=6, **options)
     else:

@@ -34,3 +34,30 @@ def jpeg_is_progressive(data: bytes) -> bool:
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         position += 2 + max(length, 2)
     return False
+
+
+def webp_without_metadata(data: bytes) -> bytes:
+    """The WebP file with its EXIF and XMP chunks removed (and the VP8X flags saying so).
+
+    libvips 8.14's webpsave writes a minimal EXIF block (orientation, resolution) even with ``strip``;
+    newer versions honour ``keep``. Anything that is not a well-formed extended WebP is returned as is.
+    """
+    if len(data) < 30 or data[:4] != b"RIFF" or data[8:12] != b"WEBP" or data[12:16] != b"VP8X":
+        return data
+    chunks: list[bytes] = []
+    position = 12
+    while position + 8 <= len(data):
+        fourcc = data[position : position + 4]
+        size = int.from_bytes(data[position + 4 : position + 8], "little")
+        end = position + 8 + size + (size & 1)
+        if end > len(data):
+            return data
+        if fourcc not in (b"EXIF", b"XMP "):
+            chunks.append(data[position:end])
+        position = end
+    if position != len(data):
+        return data
+    header = bytearray(chunks[0])
+    header[8] &= ~(0x08 | 0x04) & 0xFF  # VP8X flags: no EXIF, no XMP
+    body = b"WEBP" + bytes(header) + b"".join(chunks[1:])
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
