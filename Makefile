@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean check-deploy test-reliability
+.PHONY: demo test lint typecheck pytest bench clean check-deploy test-reliability bench-imaging test-system-vips
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -52,3 +52,21 @@ test-reliability: $(STAMP)
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache
+
+# --- imaging core -------------------------------------------------------------------------------------------
+# Benchmark (not a test): prints a table, writes bench/results-imaging.json. Needs ../shared/corpus.
+bench-imaging: $(STAMP)
+	$(PY) bench/bench_imaging.py
+
+# The same code on Debian's libvips (apt-get install libvips42: HEIC decode, libjpeg-turbo) instead of the
+# pyvips-binary wheel: pyvips falls back to the system library when the wheel is absent.
+SYSVIPS_VENV ?= .venv-sysvips
+$(SYSVIPS_VENV)/.installed-stamp: pyproject.toml
+	$(PYTHON) -m venv $(SYSVIPS_VENV)
+	$(SYSVIPS_VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(SYSVIPS_VENV)/bin/python -m pip uninstall --quiet --yes pyvips-binary
+	@touch $@
+
+test-system-vips: $(SYSVIPS_VENV)/.installed-stamp
+	$(SYSVIPS_VENV)/bin/thumbx render --build
+	$(SYSVIPS_VENV)/bin/python -m pytest -q tests/unit tests/corpus

@@ -16,6 +16,7 @@ COMMANDS = (
     "worker.cmd_policies",
     "worker.cmd_doctor",
     "worker.cmd_healthcheck",
+    "worker.cmd_render",
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from worker.errors import ConfigError
 from worker.keys import KeyLayout
+from worker.limits import KNOWN_FORMATS, MIB, Limits
 from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
 
 MAX_SESSION_SECONDS = 3600  # role chaining (ECS task role / Lambda role -> ThumbXRole) caps sessions at 1 h
@@ -60,6 +61,7 @@ class Settings:
     health_host: str = "127.0.0.1"
     health_port: int | None = 8080  # None: no health server; 0: any free port
     emf_seconds: int = 60  # CloudWatch Embedded Metric Format log line every N seconds; 0: off
+    limits: Limits = field(default_factory=Limits)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -112,7 +114,41 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dlq_url=reader.optional("THUMBX_DLQ_URL"),
         log_format=_log_format(reader.choice("THUMBX_LOG_FORMAT", "auto", ("auto", "json", "console"))),
         log_level=reader.choice("THUMBX_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        limits=_limits(reader),
         **_reliability(reader),
+    )
+
+
+def load_limits(env: Mapping[str, str] | None = None) -> Limits:
+    """Only the imaging limits (for commands such as ``thumbx render`` that need no queue or bucket)."""
+    return _limits(_Reader(os.environ if env is None else env))
+
+
+def _limits(reader: _Reader) -> Limits:
+    """What the imaging core accepts: THUMBX_MAX_* caps, THUMBX_ALLOWED_FORMATS, time and memory bounds."""
+    default = Limits()
+    formats = reader.text("THUMBX_ALLOWED_FORMATS", ",".join(sorted(default.formats)))
+    allowed = frozenset(
+        part.strip().lower().replace("jpg", "jpeg") for part in formats.split(",") if part.strip()
+    )
+    unknown = sorted(allowed - set(KNOWN_FORMATS))
+    if unknown or not allowed:
+        raise ConfigError(
+            f"THUMBX_ALLOWED_FORMATS: {', '.join(unknown) or 'empty'}; known: {', '.join(KNOWN_FORMATS)}"
+        )
+    return Limits(
+        max_bytes=reader.integer("THUMBX_MAX_BYTES", default.max_bytes, 1, 2**40),
+        max_pixels=reader.integer("THUMBX_MAX_PIXELS", default.max_pixels, 1, 2**40),
+        max_frames=reader.integer("THUMBX_MAX_FRAMES", default.max_frames, 1, 10_000),
+        formats=allowed,
+        timeout_seconds=reader.integer("THUMBX_RENDER_TIMEOUT", int(default.timeout_seconds), 1, 3600),
+        memory_budget_bytes=reader.integer(
+            "THUMBX_RENDER_MEMORY_MB", default.memory_budget_bytes // MIB, 64, 2**20
+        )
+        * MIB,
+        max_progressive_pixels=reader.integer(
+            "THUMBX_MAX_PROGRESSIVE_PIXELS", default.max_progressive_pixels, 0, 2**40
+        ),
     )
 
 

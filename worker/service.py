@@ -89,7 +89,10 @@ async def open_runtime(
             pipeline = Pipeline(
                 S3Store(s3),
                 PipelineConfig(
-                    buckets=frozenset({settings.bucket}), layout=settings.layout, presets=settings.presets
+                    buckets=frozenset({settings.bucket}),
+                    layout=settings.layout,
+                    presets=settings.presets,
+                    limits=settings.limits,
                 ),
                 executor=executor,
                 **({"renderer": renderer} if renderer is not None else {}),
