@@ -30,3 +30,9 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache
+
+# Benchmarks (never tests): a table per part, everything folded into bench/results.json.
+# `make bench BENCH_ARGS=--quick` scales it down; `--only pipeline,memory` picks parts.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
