@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from worker.config import RoleSettings
 from worker.errors import CredentialsUnavailable
+from worker.observability import Metrics
 
 log = structlog.get_logger(__name__)
 METHOD = "thumbx-assume-role"
@@ -59,8 +60,10 @@ class AssumeRoleFetcher:
         region: str,
         endpoint_url: str | None = None,
         sts_config: Any = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._base = base
+        self._metrics = metrics or Metrics()
         self._role = role
         self._region = region
         self._endpoint_url = endpoint_url
@@ -84,11 +87,14 @@ class AssumeRoleFetcher:
                 response = await sts.assume_role(**params)
         except (ClientError, BotoCoreError, OSError) as exc:
             self.stats.failures += 1
+            self._metrics.inc("thumbx_credential_refresh_failures_total")
             log.warning("assume_role_failed", role_arn=self._role.role_arn, error=str(exc))
             raise CredentialsUnavailable(f"cannot assume {self._role.role_arn}: {exc}") from exc
         creds = response["Credentials"]
         self.stats.refreshes += 1
         self.stats.expiry = creds["Expiration"]
+        self._metrics.inc("thumbx_credential_refreshes_total")
+        self._metrics.set("thumbx_credential_expiry_timestamp_seconds", creds["Expiration"].timestamp())
         log.info(
             "assumed_role",
             role_arn=self._role.role_arn,
@@ -124,9 +130,12 @@ async def assumed_role_session(
     endpoint_url: str | None = None,
     windows: RefreshWindows | None = None,
     sts_config: Any = None,
+    metrics: Metrics | None = None,
 ) -> RoleSession:
     """Assume ``role`` once now (failing fast on a misconfiguration) and return a self-refreshing session."""
-    fetcher = AssumeRoleFetcher(base, role, region=region, endpoint_url=endpoint_url, sts_config=sts_config)
+    fetcher = AssumeRoleFetcher(
+        base, role, region=region, endpoint_url=endpoint_url, sts_config=sts_config, metrics=metrics
+    )
     windows = windows or RefreshWindows.for_duration(role.duration_seconds)
     metadata = await fetcher()
     refresh: Callable[[], Awaitable[dict[str, Any]]] = fetcher

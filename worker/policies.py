@@ -71,7 +71,24 @@ def role_permission_policy(scope: StorageScope) -> Policy:
             "Resource": f"{bucket_arn}/{scope.output_prefix}*",
         },
     ]
-    if scope.queue_arn:
+    statements += queue_statements(scope.queue_arn, scope.dlq_arn)
+    if scope.kms_key_arn:
+        statements.append(
+            {
+                "Sid": "UseBucketKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": scope.kms_key_arn,
+            }
+        )
+    return {"Version": VERSION, "Statement": statements}
+
+
+def queue_statements(queue_arn: str | None, dlq_arn: str | None) -> list[dict[str, Any]]:
+    """Consume the queue and dead-letter to the DLQ: granted to whichever identity reads the queue
+    (ThumbXRole when the queue lives in B, A's own role when it lives in A)."""
+    statements: list[dict[str, Any]] = []
+    if queue_arn:
         # AWS authorises DeleteMessageBatch / ChangeMessageVisibilityBatch by sqs:DeleteMessage /
         # sqs:ChangeMessageVisibility; emulators check the batch names. The trailing wildcard matches only
         # those (and nothing else in AWS), so one document is right in both.
@@ -85,32 +102,26 @@ def role_permission_policy(scope: StorageScope) -> Policy:
                     "sqs:ChangeMessageVisibility*",
                     "sqs:GetQueueAttributes",
                 ],
-                "Resource": scope.queue_arn,
+                "Resource": queue_arn,
             }
         )
-    if scope.dlq_arn:
+    if dlq_arn:
         statements.append(
             {
                 "Sid": "DeadLetterPermanentFailures",
                 "Effect": "Allow",
                 "Action": ["sqs:SendMessage", "sqs:GetQueueAttributes"],
-                "Resource": scope.dlq_arn,
+                "Resource": dlq_arn,
             }
         )
-    if scope.kms_key_arn:
-        statements.append(
-            {
-                "Sid": "UseBucketKey",
-                "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": scope.kms_key_arn,
-            }
-        )
-    return {"Version": VERSION, "Statement": statements}
+    return statements
 
 
-def compute_identity_policy(target_role_arn: str) -> Policy:
-    """Account A's task/Lambda role (or the demo's stand-in user): may only assume ThumbXRole."""
+def compute_identity_policy(
+    target_role_arn: str, *, queue_arn: str | None = None, dlq_arn: str | None = None
+) -> Policy:
+    """Account A's task/Lambda role (or the demo's stand-in user): may assume ThumbXRole, and consume the
+    queue only when the queue lives in A."""
     return {
         "Version": VERSION,
         "Statement": [
@@ -119,6 +130,7 @@ def compute_identity_policy(target_role_arn: str) -> Policy:
                 "Effect": "Allow",
                 "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                 "Resource": target_role_arn,
-            }
+            },
+            *queue_statements(queue_arn, dlq_arn),
         ],
     }

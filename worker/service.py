@@ -58,6 +58,7 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     base = base_session or aioboto3.Session(region_name=settings.region)
     config = client_config(max(10, settings.concurrency * 4))
+    metrics = metrics or Metrics()
     role: RoleSession | None = None
     if settings.role is not None:
         role = await assumed_role_session(
@@ -67,6 +68,7 @@ async def open_runtime(
             endpoint_url=settings.endpoint_url,
             windows=windows,
             sts_config=config,
+            metrics=metrics,
         )
     storage_session = role.session if role else base
     queue_session = role.session if (role and settings.queue_credentials == "role") else base
@@ -94,7 +96,7 @@ async def open_runtime(
                 queue=SqsQueue(sqs, settings.queue_url),
                 dlq=SqsQueue(sqs, settings.dlq_url) if settings.dlq_url else None,
                 role=role,
-                metrics=metrics or Metrics(),
+                metrics=metrics,
                 executor=executor,
             )
     finally:
