@@ -32,9 +32,7 @@ def run_part(argv: list[str], timeout: float) -> tuple[bool, str]:
     started = time.monotonic()
     print(f"\n$ {' '.join(argv)}", flush=True)
     try:
-        proc = subprocess.run(
-            argv, cwd=REPO, timeout=timeout, stderr=subprocess.PIPE, text=True, check=False
-        )
+        proc = subprocess.run(argv, cwd=REPO, timeout=timeout, stderr=subprocess.PIPE, text=True, check=False)
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f} s"
     print(f"({time.monotonic() - started:.0f} s)", flush=True)
