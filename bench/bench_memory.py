@@ -168,6 +168,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "rss_growth_pct": round((last / first - 1) * 100, 1),
         "target_growth_pct_max": 10,
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_series_mb": [round(rss[i], 1) for i in range(0, len(rss), max(1, len(rss) // 20))],
     }
 
 

@@ -54,7 +54,7 @@ from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline, PipelineConfig
 from worker.presets import Preset
 from worker.provision import Deployment, Names, admin_client, provision
-from worker.queue import Message, SqsQueue
+from worker.queue import BatchResult, Message, SqsQueue
 from worker.storage import S3Store
 
 SRC_KEY = "input/bench/src.jpg"
@@ -73,6 +73,22 @@ class Env:
     sqs: Any
     admin_s3: Any
     admin_sqs: Any
+
+
+class CountingQueue(SqsQueue):
+    """The worker's SqsQueue, counting its ReceiveMessage and DeleteMessageBatch calls."""
+
+    def __init__(self, client: Any, url: str, calls: dict[str, int] | None) -> None:
+        super().__init__(client, url)
+        self.calls = calls if calls is not None else {}
+
+    async def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+        self.calls["receive"] = self.calls.get("receive", 0) + 1
+        return await super().receive(max_messages, wait_seconds)
+
+    async def delete(self, messages: Sequence[Message]) -> BatchResult:
+        self.calls["delete"] = self.calls.get("delete", 0) + 1
+        return await super().delete(messages)
 
 
 @contextlib.asynccontextmanager
@@ -114,6 +130,7 @@ async def consume(
     wait_seconds: int = 1,
     on_outcome: Callable[[Outcome], None] | None = None,
     stop: asyncio.Event | None = None,
+    calls: dict[str, int] | None = None,
 ) -> tuple[float, float, list[Outcome]]:
     """Run the real Consumer until ``expected`` messages are done: (wall s, own CPU s, outcomes)."""
     s = env.settings
@@ -138,7 +155,7 @@ async def consume(
             stop.set()
 
     consumer = Consumer(
-        SqsQueue(env.sqs, s.queue_url),
+        CountingQueue(env.sqs, s.queue_url, calls),
         pipeline,
         ConsumerConfig(concurrency=concurrency, wait_seconds=wait_seconds, visibility_timeout=60),
         metrics=Metrics(),
@@ -154,19 +171,24 @@ async def consume(
     return wall, cpu, outcomes
 
 
-async def plain_loop(env: Env, expected: int, *, with_get: bool) -> tuple[float, float]:
+async def plain_loop(
+    env: Env, expected: int, *, with_get: bool, calls: dict[str, int] | None = None
+) -> tuple[float, float]:
     """The baseline: receive 10 -> (GetObject each) -> DeleteMessageBatch, one batch at a time."""
     url = env.settings.queue_url
     done = 0
+    calls = calls if calls is not None else {}
     wall, cpu = time.perf_counter(), time.process_time()
     while done < expected:
         response = await env.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        calls["receive"] = calls.get("receive", 0) + 1
         messages = response.get("Messages", [])
         if with_get:
             await asyncio.gather(*(_get(env, m["Body"]) for m in messages))
         if messages:
             entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
             await env.sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+            calls["delete"] = calls.get("delete", 0) + 1
         done += len(messages)
     return time.perf_counter() - wall, time.process_time() - cpu
 
@@ -209,21 +231,26 @@ async def bench_overhead(env: Env, n: int, repeats: int, concurrencies: Sequence
     )
     env.admin_s3.put_object(Bucket=env.settings.bucket, Key=SRC_KEY, Body=image.getvalue())
 
+    calls: dict[str, dict[str, int]] = {}
+
     async def worker_variant(c: int) -> tuple[float, float]:
-        wall, cpu, outcomes = await consume(env, n, concurrency=c, renderer=noop_render, executor=None)
+        wall, cpu, outcomes = await consume(
+            env, n, concurrency=c, renderer=noop_render, executor=None, calls=calls[f"worker no-op c={c}"]
+        )
         bad = [o for o in outcomes if o.status != "succeeded"]
         if bad:
             raise SystemExit(f"bench: no-op worker failed: {bad[0]}")
         return wall, cpu
 
     variants: dict[str, Callable[[], Any]] = {
-        "plain receive+delete": lambda: plain_loop(env, n, with_get=False),
-        "plain receive+get+delete": lambda: plain_loop(env, n, with_get=True),
+        "plain receive+delete": lambda: plain_loop(env, n, with_get=False, calls=calls[names[0]]),
+        "plain receive+get+delete": lambda: plain_loop(env, n, with_get=True, calls=calls[names[1]]),
     }
     for c in concurrencies:
         variants[f"worker no-op c={c}"] = lambda c=c: worker_variant(c)
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     names = list(variants)
+    calls.update({name: {} for name in names})
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for rep in range(repeats):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:  # rotate the order: interleaved
             fill_queue(env, n)
@@ -234,6 +261,10 @@ async def bench_overhead(env: Env, n: int, repeats: int, concurrencies: Sequence
             "msgs_per_s": round(median([n / w for w, _ in samples]), 1),
             "cpu_ms_per_msg": round(median([c * 1000 / n for _, c in samples]), 3),
             "runs_msgs_per_s": [round(n / w, 1) for w, _ in samples],
+        }
+    for name in names:
+        result["variants"][name]["sqs_calls_per_msg"] = {
+            k: round(v / (n * repeats), 3) for k, v in calls[name].items()
         }
     base = result["variants"]["plain receive+get+delete"]
     default = result["variants"][f"worker no-op c={concurrencies[0]}"]
@@ -428,12 +459,15 @@ def render_tables(results: dict[str, Any]) -> str:
 
 
 def _overhead_table(ov: dict[str, Any]) -> str:
-    rows = [[n, v["msgs_per_s"], v["cpu_ms_per_msg"]] for n, v in ov["variants"].items()]
+    rows = [
+        [n, v["msgs_per_s"], v["cpu_ms_per_msg"], _calls(v.get("sqs_calls_per_msg"))]
+        for n, v in ov["variants"].items()
+    ]
     return "\n".join(
         [
             table(
                 f"Pipeline overhead ({ov['messages']} msgs x {ov['repeats']} interleaved repeats, medians)",
-                ["variant", "msgs/s", "CPU ms/msg"],
+                ["variant", "msgs/s", "CPU ms/msg", "receive / delete calls per msg"],
                 rows,
             ),
             f"  {ov['worker_default']} vs plain receive+get+delete: {ov['rate_ratio_default_vs_plain']}x rate"
@@ -441,6 +475,12 @@ def _overhead_table(ov: dict[str, Any]) -> str:
             f" worker overhead {ov['worker_overhead_cpu_ms_per_msg']} CPU ms/msg (target <= 2)",
         ]
     )
+
+
+def _calls(per_msg: dict[str, float] | None) -> str:
+    if per_msg is None:
+        return "-"
+    return f"{per_msg.get('receive', 0)} / {per_msg.get('delete', 0)}"
 
 
 def _e2e_table(e: dict[str, Any]) -> str:

@@ -8,6 +8,9 @@ second run enqueues nothing.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -145,3 +148,29 @@ async def test_worker_identity_cannot_list_and_is_told_what_is_needed(deployment
     settings = worker_settings(deployment)
     with pytest.raises(AccessDenied, match="s3:ListBucket"):
         await run_backfill(settings, plan_for(settings), worker_base_session(deployment))
+
+
+def test_cli_dry_run_prints_keys_and_logs_plain_lines_off_a_terminal(deployment: Deployment) -> None:
+    settings = worker_settings(deployment)
+    seed_bucket(deployment, settings)
+    iam = admin_client(deployment, "iam")
+    operator_session(deployment)  # creates the operator user with the documented policy
+    key = iam.create_access_key(UserName="backfill-operator")["AccessKey"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "THUMBX_"))}
+    env |= {k: v for k, v in deployment.worker_env().items() if k.startswith("THUMBX_")}
+    env.pop("THUMBX_ROLE_ARN")
+    env |= {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "backfill", "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split("\n")) - {""} == DUE
+    finished = [json.loads(line) for line in done.stderr.splitlines() if "backfill_finished" in line]
+    assert finished[0]["enqueued"] == 5
+    assert finished[0]["skipped_done"] == 1
+    assert queued_keys(deployment) == []
