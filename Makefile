@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench clean check-deploy
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -26,7 +26,26 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+test: lint typecheck check-deploy pytest
+
+# --- deploy templates: offline static checks (issue 7) ---------------------------------------------
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
+DEPLOY_SCAN := build/deploy-scan
+
+$(CHECKOV_STAMP): deploy/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+# Templates in sync with worker/policies.py; cfn-lint and checkov on every conditional branch (the
+# scan variants flip parameter defaults); parliament on the identity policies of both queue placements.
+check-deploy: $(STAMP) $(CHECKOV_STAMP)
+	rm -rf $(DEPLOY_SCAN)
+	$(PY) -m worker.deploy_render --check --scan-dir $(DEPLOY_SCAN)/templates --identity-dir $(DEPLOY_SCAN)/identity
+	$(VENV)/bin/cfn-lint deploy/*.yaml $(DEPLOY_SCAN)/templates/*/*.yaml
+	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -d $(DEPLOY_SCAN)/templates
+	$(VENV)/bin/parliament --directory $(DEPLOY_SCAN)/identity --include_policy_extension .json < /dev/null
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache
