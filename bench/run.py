@@ -27,12 +27,21 @@ from bench.common import REPO, RESULTS, table
 PARTS = ("imaging", "lambda", "pipeline", "memory")
 
 
-def run_part(argv: list[str], timeout: float) -> tuple[bool, str]:
+def run_part(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[bool, str]:
     """Run one benchmark process, streaming its output; (ok, last lines of stderr when it failed)."""
     started = time.monotonic()
-    print(f"\n$ {' '.join(argv)}", flush=True)
+    shown = " ".join(f"{k}={v} " for k, v in (env or {}).items())
+    print(f"\n$ {shown}{' '.join(argv)}", flush=True)
     try:
-        proc = subprocess.run(argv, cwd=REPO, timeout=timeout, stderr=subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            argv,
+            cwd=REPO,
+            timeout=timeout,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            env=os.environ | (env or {}),
+        )
     except subprocess.TimeoutExpired:
         return False, f"timed out after {timeout:.0f} s"
     print(f"({time.monotonic() - started:.0f} s)", flush=True)
