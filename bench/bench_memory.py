@@ -5,6 +5,8 @@
   growth = peak RSS over the last window vs the first window (windows of N/4, i.e. 500 of 2,000).
   The photos are the corpus JPEGs re-encoded to at most ``--soak-edge`` px (EXIF kept), so 2,000 renders
   fit in a minute or two on 2 cores; ``--soak-edge 0`` uses them at full size.
+* Like ``thumbx worker``, the process caps glibc's malloc arenas first (``--malloc-arenas 0``: glibc's own
+  default, the "before" of that tuning).
 * peak: the largest corpus photos, several times over, at full concurrency; peak RSS (``ru_maxrss``).
 
 Usage: python -m bench.bench_memory soak|peak [--renders N] [--concurrency C] [--vips-cache N] [--json PATH]
@@ -28,8 +30,10 @@ from PIL import Image
 
 from bench.common import corpus_photos, peak_rss_mb, quiet_json_logging, rss_mb
 from worker.backfill import SourceObject, s3_event
+from worker.config import Settings
 from worker.consumer import Consumer, ConsumerConfig
 from worker.keys import KeyLayout
+from worker.malloc import DEFAULT_ARENAS, cap_malloc_arenas
 from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline, PipelineConfig
 from worker.presets import DEFAULT_PRESETS, parse_presets
@@ -160,6 +164,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "render_threads": args.threads,
         "vips_cache_max": args.vips_cache,
         "vips_concurrency": os.environ.get("VIPS_CONCURRENCY", "default"),
+        "malloc_arenas": args.malloc_arenas or os.environ.get("MALLOC_ARENA_MAX", "glibc default"),
         "statuses": run["statuses"],
         "renders_per_s": round(len(rss) / run["elapsed_s"], 1),
         "rss_before_mb": round(baseline, 1),
@@ -204,13 +209,26 @@ def main() -> None:
         "--soak-edge", type=int, default=1600, help="shrink soak photos to this edge (0: full)"
     )
     parser.add_argument("--largest", type=int, default=4, help="peak: how many of the largest photos")
-    parser.add_argument("--concurrency", type=int, default=4, help="messages in flight (THUMBX_CONCURRENCY)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=Settings.concurrency,
+        help="messages in flight (THUMBX_CONCURRENCY)",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="render pool size")
     parser.add_argument(
         "--vips-cache", type=int, default=None, help="pyvips.cache_set_max (default: libvips')"
     )
+    parser.add_argument(
+        "--malloc-arenas",
+        type=int,
+        default=DEFAULT_ARENAS,
+        help="cap glibc malloc arenas first, as `thumbx worker` does (default 2; 0: glibc's own default)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    if args.malloc_arenas:
+        cap_malloc_arenas(args.malloc_arenas)
     if args.vips_cache is not None:
         import pyvips
 

@@ -435,7 +435,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with bench_env(overrides) as env:
         default_c = env.settings.concurrency
-        concurrencies = [default_c] + [c for c in (10,) if c != default_c]
+        concurrencies = [default_c] + [c for c in (4, 10) if c != default_c]  # 4 was the old default
         if "overhead" in args.parts:
             results["pipeline_overhead"] = await bench_overhead(
                 env, 60 if quick else 200, 3 if quick else 5, concurrencies

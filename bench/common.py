@@ -132,7 +132,7 @@ def fmt(value: float | int | str | None, digits: int = 1) -> str:
         return str(value)
     if value != value:  # nan
         return "-"
-    return f"{value:.{digits}f}"
+    return str(value) if round(value, 3) == value else f"{value:.{digits}f}"
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

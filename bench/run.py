@@ -169,9 +169,9 @@ def main() -> None:
         renders = "300" if args.quick else "2000"
         soak = ["soak", "--renders", renders]
         results["memory_soak"] = own("bench.bench_memory", soak, 1800)
-        # glibc gives every thread (render pool, libvips workers) its own malloc arena; capping them is the
-        # usual cure for RSS creep in libvips servers. Same soak, same run, for comparison.
-        results["memory_soak_arena2"] = own("bench.bench_memory", soak, 1800, {"MALLOC_ARENA_MAX": "2"})
+        # `thumbx worker` caps glibc's malloc arenas (worker/malloc.py); the same soak without the cap, in
+        # the same run, is the "before" of that tuning.
+        results["memory_soak_glibc_arenas"] = own("bench.bench_memory", [*soak, "--malloc-arenas", "0"], 1800)
         results["memory_peak"] = own("bench.bench_memory", ["peak", "--largest", "4"], 600)
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
