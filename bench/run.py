@@ -76,6 +76,10 @@ def own(module: str, args: list[str], timeout: float, env: dict[str, str] | None
         return {"status": "ok", "results": json.loads(out.read_text())}
 
 
+def stamp(quick: bool, part: dict[str, Any]) -> dict[str, Any]:
+    return part | {"when": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick}
+
+
 def summary(results: dict[str, Any]) -> str:
     rows: list[list[object]] = []
 
@@ -97,6 +101,12 @@ def summary(results: dict[str, Any]) -> str:
                 ov["rate_ratio_default_vs_plain"] >= 0.9)  # fmt: skip
             add("worker overhead CPU ms/msg", ov["worker_overhead_cpu_ms_per_msg"], "<= 2",
                 ov["worker_overhead_cpu_ms_per_msg"] <= 2)  # fmt: skip
+            old = ov["variants"].get("worker no-op c=4")
+            plain = ov["variants"]["plain receive+get+delete"]
+            if old and ov["worker_default"] != "worker no-op c=4":
+                ratio = round(old["msgs_per_s"] / plain["msgs_per_s"], 2)
+                extra = round(old["cpu_ms_per_msg"] - plain["cpu_ms_per_msg"], 3)
+                add("  before tuning (c=4): rate / overhead CPU ms", f"{ratio}x / {extra}", "", None)
         if e2e:
             add("end to end vs imaging core", e2e["ratio"], ">= 0.8x", e2e["ratio"] >= 0.8)
         if lat:
@@ -109,16 +119,12 @@ def summary(results: dict[str, Any]) -> str:
         add(f"RSS growth first vs last {r['window']} of {r['renders']}", f"{r['rss_growth_pct']}%", "<= 10%",
             r["rss_growth_pct"] <= 10)  # fmt: skip
         add("soak peak RSS MB", r["peak_rss_mb"], "", None)
-    tuned = results.get("memory_soak_arena2", {})
-    if tuned.get("status") == "ok":
-        r = tuned["results"]
-        add(
-            "  same with MALLOC_ARENA_MAX=2: growth",
-            f"{r['rss_growth_pct']}%",
-            "<= 10%",
-            r["rss_growth_pct"] <= 10,
-        )
-        add("  same with MALLOC_ARENA_MAX=2: peak RSS MB", r["peak_rss_mb"], "", None)
+    before = results.get("memory_soak_glibc_arenas", {})
+    if before.get("status") == "ok":
+        r = before["results"]
+        growth = r["rss_growth_pct"]
+        add("  before tuning (glibc's own arenas): growth", f"{growth}%", "<= 10%", growth <= 10)
+        add("  before tuning (glibc's own arenas): peak RSS MB", r["peak_rss_mb"], "", None)
     peak = results.get("memory_peak", {})
     if peak.get("status") == "ok":
         r = peak["results"]
@@ -142,11 +148,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="scaled down: about a minute or two")
-    parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated subset of {PARTS}")
+    parser.add_argument(
+        "--only",
+        default=",".join(PARTS),
+        help=f"comma-separated subset of {PARTS}; the other parts' figures in bench/results.json are kept",
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     quick = ["--quick"] if args.quick else []
-    results: dict[str, Any] = {
+    results: dict[str, Any] = {}
+    if parts != set(PARTS) and RESULTS.exists():
+        results = json.loads(RESULTS.read_text())  # a partial run updates its parts, keeps the others
+    results |= {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
         "machine": {
@@ -156,23 +169,29 @@ def main() -> None:
         },
     }
     if "imaging" in parts:
-        results["imaging"] = foreign(
-            "bench_imaging.py", "results-imaging.json", ["--rounds", "1" if args.quick else "3"], 900
+        results["imaging"] = stamp(
+            args.quick,
+            foreign(
+                "bench_imaging.py", "results-imaging.json", ["--rounds", "1" if args.quick else "3"], 900
+            ),
         )
     if "lambda" in parts:
-        results["lambda"] = foreign(
-            "bench_lambda.py", "results-lambda.json", ["--samples", "3" if args.quick else "5"], 600
+        results["lambda"] = stamp(
+            args.quick,
+            foreign("bench_lambda.py", "results-lambda.json", ["--samples", "3" if args.quick else "5"], 600),
         )
     if "pipeline" in parts:
-        results["pipeline"] = own("bench.bench_pipeline", quick, 1200)
+        results["pipeline"] = stamp(args.quick, own("bench.bench_pipeline", quick, 1200))
     if "memory" in parts:
         renders = "300" if args.quick else "2000"
         soak = ["soak", "--renders", renders]
-        results["memory_soak"] = own("bench.bench_memory", soak, 1800)
+        results["memory_soak"] = stamp(args.quick, own("bench.bench_memory", soak, 1800))
         # `thumbx worker` caps glibc's malloc arenas (worker/malloc.py); the same soak without the cap, in
         # the same run, is the "before" of that tuning.
-        results["memory_soak_glibc_arenas"] = own("bench.bench_memory", [*soak, "--malloc-arenas", "0"], 1800)
-        results["memory_peak"] = own("bench.bench_memory", ["peak", "--largest", "4"], 600)
+        results["memory_soak_glibc_arenas"] = stamp(
+            args.quick, own("bench.bench_memory", [*soak, "--malloc-arenas", "0"], 1800)
+        )
+        results["memory_peak"] = stamp(args.quick, own("bench.bench_memory", ["peak", "--largest", "4"], 600))
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print()
