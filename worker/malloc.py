@@ -1,9 +1,10 @@
 """Cap glibc's malloc arenas (a process-wide setting, applied once at start-up, before threads exist).
 
 glibc gives threads their own malloc arenas (up to 8 per core). A worker's render pool and libvips' own
-threads each allocate and free large pixel buffers, so memory freed in one arena cannot serve another and
-RSS creeps. ``make bench`` measured it: over a soak of renders in one worker, RSS grew ~25% between the
-first and last quarter with the default, under 10% with two arenas, and the whole curve sat ~80 MB lower.
+threads each allocate and free large pixel buffers, so memory freed in one arena cannot serve another.
+``make bench`` measured it over 2,000 renders in one worker: RSS settled at ~305-315 MB with glibc's
+default and ~165 MB with two arenas (growth first vs last 500: 4.2% vs 0.1%; in short 300-render soaks
+19-25% vs 6-9%), with no throughput change in interleaved runs.
 Setting ``MALLOC_ARENA_MAX`` in the environment does the same and wins: this only fills in when it is unset.
 """
 
