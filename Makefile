@@ -70,3 +70,9 @@ $(SYSVIPS_VENV)/.installed-stamp: pyproject.toml
 test-system-vips: $(SYSVIPS_VENV)/.installed-stamp
 	$(SYSVIPS_VENV)/bin/thumbx render --build
 	$(SYSVIPS_VENV)/bin/python -m pytest -q tests/unit tests/corpus
+
+# Benchmarks (never tests): a table per part, everything folded into bench/results.json.
+# `make bench BENCH_ARGS=--quick` scales it down; `--only pipeline,memory` picks parts.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)

@@ -17,6 +17,7 @@ COMMANDS = (
     "worker.cmd_doctor",
     "worker.cmd_healthcheck",
     "worker.cmd_render",
+    "worker.cmd_backfill",
 )
 
 

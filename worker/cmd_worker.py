@@ -11,6 +11,7 @@ from typing import Any
 
 from worker import service
 from worker.config import Settings, load_settings
+from worker.malloc import cap_malloc_arenas
 from worker.observability import configure_logging
 from worker.pipeline import Renderer
 
@@ -21,6 +22,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(_args: argparse.Namespace) -> int:
+    cap_malloc_arenas()  # before any thread exists: RSS creep measured by `make bench` (worker/malloc.py)
     settings = load_settings()  # ConfigError -> one line naming the variable, exit 2 (worker.cli)
     configure_logging(settings.log_format, settings.log_level)
     return serve(settings)

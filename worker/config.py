@@ -47,7 +47,7 @@ class Settings:
     queue_credentials: QueueCredentials = "role"
     layout: KeyLayout = field(default_factory=KeyLayout)
     presets: tuple[Preset, ...] = field(default_factory=lambda: parse_presets(DEFAULT_PRESETS))
-    concurrency: int = 4
+    concurrency: int = 10  # one full SQS batch in flight; renders are bounded by render_threads (make bench)
     render_threads: int = 2
     wait_seconds: int = 20
     visibility_timeout: int = 60
@@ -107,7 +107,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_credentials="role" if queue_credentials == "role" else "base",
         layout=layout,
         presets=parse_presets(reader.text("THUMBX_PRESETS", DEFAULT_PRESETS)),
-        concurrency=reader.integer("THUMBX_CONCURRENCY", 4, 1, 256),
+        concurrency=reader.integer("THUMBX_CONCURRENCY", 10, 1, 256),
         render_threads=reader.integer("THUMBX_RENDER_THREADS", os.cpu_count() or 2, 1, 64),
         wait_seconds=reader.integer("THUMBX_WAIT_SECONDS", 20, 0, 20),
         visibility_timeout=reader.integer("THUMBX_VISIBILITY_TIMEOUT", 60, 5, 43200),

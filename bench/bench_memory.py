@@ -1,0 +1,245 @@
+"""Memory of one worker process (a benchmark, never a test). Each mode runs in a fresh process.
+
+* soak: N renders through the real Consumer + Pipeline + render pool, with an in-memory queue and store
+  (so only the worker's own memory is measured, not the emulator's); RSS sampled after every message;
+  growth = peak RSS over the last window vs the first window (windows of N/4, i.e. 500 of 2,000).
+  The photos are the corpus JPEGs re-encoded to at most ``--soak-edge`` px (EXIF kept), so 2,000 renders
+  fit in a minute or two on 2 cores; ``--soak-edge 0`` uses them at full size.
+* Like ``thumbx worker``, the process caps glibc's malloc arenas first (``--malloc-arenas 0``: glibc's own
+  default, the "before" of that tuning).
+* peak: the largest corpus photos, several times over, at full concurrency; peak RSS (``ru_maxrss``).
+
+Usage: python -m bench.bench_memory soak|peak [--renders N] [--concurrency C] [--vips-cache N] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from bench.common import corpus_photos, peak_rss_mb, quiet_json_logging, rss_mb
+from worker.backfill import SourceObject, s3_event
+from worker.config import Settings
+from worker.consumer import Consumer, ConsumerConfig
+from worker.keys import KeyLayout
+from worker.malloc import DEFAULT_ARENAS, cap_malloc_arenas
+from worker.observability import Metrics
+from worker.pipeline import Outcome, Pipeline, PipelineConfig
+from worker.presets import DEFAULT_PRESETS, parse_presets
+from worker.queue import BatchResult, Message
+from worker.storage import ObjectHead, StoredObject
+
+BUCKET = "soak"
+
+
+class MemoryQueue:
+    """A MessageQueue over a deque: receive pops, delete and change_visibility succeed."""
+
+    def __init__(self, bodies: Sequence[str]) -> None:
+        self._pending = deque(Message(str(i), f"rh-{i}", b) for i, b in enumerate(bodies))
+
+    async def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+        if not self._pending:
+            await asyncio.sleep(0.05)
+            return []
+        return [self._pending.popleft() for _ in range(min(max_messages, len(self._pending)))]
+
+    async def delete(self, messages: Sequence[Message]) -> BatchResult:
+        return BatchResult()
+
+    async def change_visibility(self, messages: Sequence[Message], timeout: int) -> BatchResult:
+        return BatchResult()
+
+
+class MemoryStore:
+    """An ObjectStore over a dict of sources; puts are counted and dropped."""
+
+    def __init__(self, sources: Mapping[str, bytes]) -> None:
+        self._sources = sources
+        self.written = 0
+
+    async def get(self, bucket: str, key: str, *, version_id: str | None = None) -> StoredObject:
+        return StoredObject(self._sources[key], etag=str(hash(key)))
+
+    async def head(self, bucket: str, key: str) -> ObjectHead | None:
+        return None
+
+    async def put(
+        self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        self.written += len(data)
+
+
+def shrink(data: bytes, edge: int) -> bytes:
+    try:
+        return _shrink(data, edge)
+    except OSError:  # e.g. a truncated corpus file: kept as it is (the worker refuses it, as it should)
+        return data
+
+
+def _shrink(data: bytes, edge: int) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        if max(image.size) <= edge:
+            return data
+        exif = image.info.get("exif")
+        image.draft("RGB", (edge, edge))
+        image = image.convert("RGB")
+        image.thumbnail((edge, edge))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=90, **({"exif": exif} if exif else {}))
+        return out.getvalue()
+
+
+async def run_worker(
+    photos: Sequence[tuple[str, bytes]], renders: int, concurrency: int, threads: int
+) -> dict[str, Any]:
+    sources = {f"input/{i}/{name}": data for i, (name, data) in enumerate(photos)}
+    keys = list(sources)
+    bodies = [
+        json.dumps(s3_event(BUCKET, SourceObject(keys[i % len(keys)], "e", 0, _epoch()), region="us-east-1"))
+        for i in range(renders)
+    ]
+    store = MemoryStore(sources)
+    rss: list[float] = []
+    statuses: dict[str, int] = {}
+    stop = asyncio.Event()
+
+    def observe(_m: Message, outcomes: Sequence[Outcome]) -> None:
+        rss.append(rss_mb())
+        for o in outcomes:
+            statuses[o.status] = statuses.get(o.status, 0) + 1
+        if len(rss) >= renders:
+            stop.set()
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="render") as pool:
+        pipeline = Pipeline(
+            store,
+            PipelineConfig(frozenset({BUCKET}), KeyLayout(), parse_presets(DEFAULT_PRESETS)),
+            executor=pool,
+        )
+        consumer = Consumer(
+            MemoryQueue(bodies),
+            pipeline,
+            ConsumerConfig(concurrency=concurrency, wait_seconds=0),
+            metrics=Metrics(),
+            observer=observe,
+        )
+        started = time.perf_counter()
+        await asyncio.wait_for(consumer.run(stop), timeout=1800)
+        elapsed = time.perf_counter() - started
+    return {"rss": rss, "statuses": statuses, "elapsed_s": elapsed, "bytes_written": store.written}
+
+
+def _epoch() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def soak(args: argparse.Namespace) -> dict[str, Any]:
+    photos = corpus_photos()
+    if args.soak_edge:
+        photos = [(name, shrink(data, args.soak_edge)) for name, data in photos]
+    baseline = rss_mb()
+    run = asyncio.run(run_worker(photos, args.renders, args.concurrency, args.threads))
+    rss = run["rss"]
+    window = max(1, len(rss) // 4)
+    first, last = max(rss[:window]), max(rss[-window:])
+    return {
+        "renders": len(rss),
+        "window": window,
+        "photo_edge_px": args.soak_edge or "full",
+        "concurrency": args.concurrency,
+        "render_threads": args.threads,
+        "vips_cache_max": args.vips_cache,
+        "vips_concurrency": os.environ.get("VIPS_CONCURRENCY", "default"),
+        "malloc_arenas": args.malloc_arenas or os.environ.get("MALLOC_ARENA_MAX", "glibc default"),
+        "statuses": run["statuses"],
+        "renders_per_s": round(len(rss) / run["elapsed_s"], 1),
+        "rss_before_mb": round(baseline, 1),
+        "rss_first_window_max_mb": round(first, 1),
+        "rss_last_window_max_mb": round(last, 1),
+        "rss_growth_pct": round((last / first - 1) * 100, 1),
+        "target_growth_pct_max": 10,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_series_mb": [round(rss[i], 1) for i in range(0, len(rss), max(1, len(rss) // 20))],
+    }
+
+
+def peak(args: argparse.Namespace) -> dict[str, Any]:
+    photos = corpus_photos()
+    sized = []
+    for name, data in photos:
+        with Image.open(io.BytesIO(data)) as image:
+            sized.append((image.size[0] * image.size[1], name, data))
+    largest = [(name, data) for _, name, data in sorted(sized, reverse=True)[: args.largest]]
+    baseline = rss_mb()
+    run = asyncio.run(run_worker(largest, args.largest * 3, args.concurrency, args.threads))
+    return {
+        "photos": [name for name, _ in largest],
+        "megapixels": [round(p / 1e6, 1) for p, _, _ in sorted(sized, reverse=True)[: args.largest]],
+        "renders": len(run["rss"]),
+        "concurrency": args.concurrency,
+        "render_threads": args.threads,
+        "vips_cache_max": args.vips_cache,
+        "statuses": run["statuses"],
+        "rss_before_mb": round(baseline, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=("soak", "peak"))
+    parser.add_argument("--renders", type=int, default=2000)
+    parser.add_argument(
+        "--soak-edge", type=int, default=1600, help="shrink soak photos to this edge (0: full)"
+    )
+    parser.add_argument("--largest", type=int, default=4, help="peak: how many of the largest photos")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=Settings.concurrency,
+        help="messages in flight (THUMBX_CONCURRENCY)",
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="render pool size")
+    parser.add_argument(
+        "--vips-cache", type=int, default=None, help="pyvips.cache_set_max (default: libvips')"
+    )
+    parser.add_argument(
+        "--malloc-arenas",
+        type=int,
+        default=DEFAULT_ARENAS,
+        help="cap glibc malloc arenas first, as `thumbx worker` does (default 2; 0: glibc's own default)",
+    )
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.malloc_arenas:
+        cap_malloc_arenas(args.malloc_arenas)
+    if args.vips_cache is not None:
+        import pyvips
+
+        pyvips.cache_set_max(args.vips_cache)
+    quiet_json_logging()
+    result = soak(args) if args.mode == "soak" else peak(args)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
