@@ -18,12 +18,13 @@ COPY pyproject.toml README.md ./
 RUN mkdir -p worker lambda_shim \
     && touch worker/__init__.py lambda_shim/__init__.py \
     && /opt/thumbx/bin/pip wheel --wheel-dir /wheels . \
-    && rm /wheels/thumbx-*.whl
+    && rm -rf /wheels/thumbx-*.whl build ./*.egg-info worker lambda_shim
 COPY worker ./worker
 COPY lambda_shim ./lambda_shim
 RUN /opt/thumbx/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/thumbx/bin/pip install --no-index --find-links /wheels thumbx \
-    && /opt/thumbx/bin/python -c "import pyvips, worker.cli; print('libvips', pyvips.version(0), pyvips.version(1))"
+    && /opt/thumbx/bin/thumbx --version \
+    && /opt/thumbx/bin/python -I -c "import worker.cli, pyvips; print('libvips', pyvips.version(0), pyvips.version(1))"
 
 # ---- the venvs as shipped: pip and setuptools removed (nothing installs at run time) --------------------
 FROM build AS venv-worker

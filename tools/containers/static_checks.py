@@ -9,11 +9,13 @@
 4. checkov's Dockerfile checks with ``--skip-download`` (offline): any failed check fails, unless the
    Dockerfile explains it with an inline ``# checkov:skip=ID: reason`` comment.
 
-Usage: python tools/containers/static_checks.py TOOLS_BIN   (TOOLS_BIN from tools/containers/checks-venv.sh)
+Usage: python tools/containers/static_checks.py [--bin DIR] [--checkov PATH]
+(docker-compose and hadolint from DIR, default the running venv's bin; checkov from PATH, default DIR's)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import subprocess
@@ -39,8 +41,8 @@ def run(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str
     )
 
 
-def compose_config(bin_dir: Path, files: list[str]) -> tuple[list[str], dict[str, Any]]:
-    args = [str(bin_dir / "docker-compose")]
+def compose_config(compose: Path, files: list[str]) -> tuple[list[str], dict[str, Any]]:
+    args = [str(compose)]
     for name in files:
         args += ["-f", name]
     problems: list[str] = []
@@ -97,12 +99,12 @@ def hadolint(bin_dir: Path) -> list[str]:
     return [] if result.returncode == 0 else [f"hadolint:\n{result.stdout}{result.stderr}"]
 
 
-def checkov(bin_dir: Path) -> list[str]:
+def checkov(binary: Path) -> list[str]:
     problems = []
     for dockerfile in DOCKERFILES:
         result = run(
             [
-                str(bin_dir / "checkov"), "--skip-download", "--framework", "dockerfile", "--quiet",
+                str(binary), "--skip-download", "--framework", "dockerfile", "--quiet",
                 "--compact", "--output", "json", "-f", str(dockerfile),
             ]
         )  # fmt: skip
@@ -123,14 +125,18 @@ def checkov(bin_dir: Path) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    bin_dir = Path(argv[1]) if len(argv) > 1 else REPO / ".venv" / "bin"
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bin", type=Path, default=Path(sys.executable).parent)
+    parser.add_argument("--checkov", type=Path)
+    args = parser.parse_args(argv)
+    bin_dir: Path = args.bin
     problems: list[str] = []
-    found, base = compose_config(bin_dir, [COMPOSE])
+    found, base = compose_config(bin_dir / "docker-compose", [COMPOSE])
     problems += found + check_builds(base) + check_ports(base)
-    found, host = compose_config(bin_dir, [COMPOSE, HOST_OVERRIDE])
+    found, host = compose_config(bin_dir / "docker-compose", [COMPOSE, HOST_OVERRIDE])
     problems += found + check_builds(host) + check_host_network(host)
     problems += hadolint(bin_dir)
-    problems += checkov(bin_dir)
+    problems += checkov(args.checkov or bin_dir / "checkov")
     for problem in problems:
         print(f"FAIL {problem}")
     print(f"container static checks: {len(problems)} problem(s)")
@@ -138,4 +144,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main(sys.argv[1:]))
