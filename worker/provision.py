@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 
@@ -35,6 +35,9 @@ class Names:
     external_id: str | None = "thumbx-demo-external-id"
     visibility_timeout: int = 60
     max_receive_count: int = 5
+    queue_in: Literal["a", "b"] = (
+        "b"  # moto delivers S3 notifications only to a queue in the bucket's account
+    )
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Deployment:
     admin_keys: Keys
     input_prefix: str = "input/"
     output_prefix: str = "thumbnails/"
+    queue_credentials: Literal["role", "base"] = "role"
 
     def worker_env(self) -> dict[str, str]:
         """The environment `thumbx worker` needs to run as account A's worker against this deployment."""
@@ -72,6 +76,7 @@ class Deployment:
             "THUMBX_ROLE_ARN": self.role_arn,
             "THUMBX_INPUT_PREFIX": self.input_prefix,
             "THUMBX_OUTPUT_PREFIX": self.output_prefix,
+            "THUMBX_QUEUE_CREDENTIALS": self.queue_credentials,
             "AWS_ACCESS_KEY_ID": self.worker_keys.access_key_id,
             "AWS_SECRET_ACCESS_KEY": self.worker_keys.secret_access_key,
             "AWS_DEFAULT_REGION": self.region,
@@ -91,31 +96,17 @@ def provision(
     account_b: str = ACCOUNT_B,
 ) -> Deployment:
     names = names or Names()
-    # Account A: the compute identity, allowed to assume ThumbXRole and nothing else.
     target_role = policies.role_arn(account_b, names.role_name)
-    iam_a = clients("iam", account_a)
-    worker_arn = iam_a.create_user(UserName=names.worker_principal)["User"]["Arn"]
-    iam_a.put_user_policy(
-        UserName=names.worker_principal,
-        PolicyName="thumbx-assume-storage-role",
-        PolicyDocument=json.dumps(policies.compute_identity_policy(target_role)),
-    )
-    worker_keys = _access_key(iam_a, names.worker_principal)
+    queue_account = account_a if names.queue_in == "a" else account_b
+    iam_a, iam_b = clients("iam", account_a), clients("iam", account_b)
+    s3_b, sqs_q = clients("s3", account_b), clients("sqs", queue_account)
 
-    # Account B: storage, queue, role.
-    iam_b, s3_b, sqs_b = clients("iam", account_b), clients("s3", account_b), clients("sqs", account_b)
-    iam_b.create_user(UserName=names.admin)
-    iam_b.put_user_policy(
-        UserName=names.admin, PolicyName="emulator-admin", PolicyDocument=json.dumps(_ADMIN_POLICY)
-    )
-    admin_keys = _access_key(iam_b, names.admin)
-
-    _create_bucket(s3_b, names.bucket, region)
-    dlq_url = sqs_b.create_queue(QueueName=names.dlq, Attributes={"MessageRetentionPeriod": "1209600"})[
+    # The queue and its DLQ, in B (read with the role) or in A (read with A's own credentials).
+    dlq_url = sqs_q.create_queue(QueueName=names.dlq, Attributes={"MessageRetentionPeriod": "1209600"})[
         "QueueUrl"
     ]
-    dlq_arn = _queue_arn(sqs_b, dlq_url)
-    queue_url = sqs_b.create_queue(
+    dlq_arn = _queue_arn(sqs_q, dlq_url)
+    queue_url = sqs_q.create_queue(
         QueueName=names.queue,
         Attributes={
             "VisibilityTimeout": str(names.visibility_timeout),
@@ -125,7 +116,28 @@ def provision(
             ),
         },
     )["QueueUrl"]
-    queue_arn = _queue_arn(sqs_b, queue_url)
+    queue_arn = _queue_arn(sqs_q, queue_url)
+    queue_in_a = queue_account == account_a
+
+    # Account A: the compute identity, allowed to assume ThumbXRole (and read the queue if it lives in A).
+    worker_arn = iam_a.create_user(UserName=names.worker_principal)["User"]["Arn"]
+    identity_policy = policies.compute_identity_policy(
+        target_role, queue_arn=queue_arn if queue_in_a else None, dlq_arn=dlq_arn if queue_in_a else None
+    )
+    iam_a.put_user_policy(
+        UserName=names.worker_principal,
+        PolicyName="thumbx-assume-storage-role",
+        PolicyDocument=json.dumps(identity_policy),
+    )
+    worker_keys = _access_key(iam_a, names.worker_principal)
+
+    # Account B: an administrator, the bucket and its notification, ThumbXRole.
+    iam_b.create_user(UserName=names.admin)
+    iam_b.put_user_policy(
+        UserName=names.admin, PolicyName="emulator-admin", PolicyDocument=json.dumps(_ADMIN_POLICY)
+    )
+    admin_keys = _access_key(iam_b, names.admin)
+    _create_bucket(s3_b, names.bucket, region)
     s3_b.put_bucket_notification_configuration(
         Bucket=names.bucket,
         NotificationConfiguration={
@@ -148,8 +160,8 @@ def provision(
         bucket=names.bucket,
         input_prefix=names.input_prefix,
         output_prefix=names.output_prefix,
-        queue_arn=queue_arn,
-        dlq_arn=dlq_arn,
+        queue_arn=None if queue_in_a else queue_arn,
+        dlq_arn=None if queue_in_a else dlq_arn,
     )
     iam_b.put_role_policy(
         RoleName=names.role_name,
@@ -172,6 +184,7 @@ def provision(
         admin_keys=admin_keys,
         input_prefix=names.input_prefix,
         output_prefix=names.output_prefix,
+        queue_credentials="base" if queue_in_a else "role",
     )
 
 

