@@ -10,7 +10,6 @@ their inputs) so that later runs, and CI on the same machine, load them in secon
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -30,6 +29,7 @@ PYTHON_BASE = ("python", "3.11.14-slim-bookworm")
 LOCALSTACK_IMAGE = ("localstack/localstack", "4.14.0")
 THUMBX_IMAGE = "thumbx:local"
 CACHE_LABEL = "org.thumbx.cache-key"
+MAX_CACHE_BYTES = 12 * 1024**3
 STANDIN_CHANGES = [
     "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "ENV LANG=C.UTF-8",
@@ -90,12 +90,14 @@ class DockerEngine:
         self.client = docker.DockerClient(base_url=self.host, timeout=1800)
         for leftover in self.client.containers.list(all=True):
             leftover.remove(force=True)
+        # Untagged images are the build cache (a multi-stage build's earlier stages): keep them, but keep the
+        # persistent data root bounded; the stand-ins come back from their tarballs.
+        if self.client.df().get("LayersSize", 0) > MAX_CACHE_BYTES:
+            self.client.images.prune(filters={"dangling": False})
         return self.client
 
     def stop(self) -> None:
         if self.client is not None:
-            with contextlib.suppress(docker.errors.APIError):
-                self.client.images.prune(filters={"dangling": True})  # old builds: keep the cache bounded
             self.client.close()
         self._script("stop", 120)
         shutil.rmtree(self.state, ignore_errors=True)
