@@ -13,12 +13,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/thumbx
-# Dependencies first (their layer survives source edits), from pyproject.toml and placeholder packages.
-COPY pyproject.toml README.md ./
+# Dependencies first (their layer survives source and README edits): pyproject.toml and placeholders.
+COPY pyproject.toml ./
 RUN mkdir -p worker lambda_shim \
-    && touch worker/__init__.py lambda_shim/__init__.py \
+    && touch README.md worker/__init__.py lambda_shim/__init__.py \
     && /opt/thumbx/bin/pip wheel --wheel-dir /wheels . \
-    && rm -rf /wheels/thumbx-*.whl build ./*.egg-info worker lambda_shim
+    && rm -rf /wheels/thumbx-*.whl build ./*.egg-info README.md worker lambda_shim
+COPY README.md ./
 COPY worker ./worker
 COPY lambda_shim ./lambda_shim
 RUN /opt/thumbx/bin/pip wheel --no-deps --wheel-dir /wheels . \

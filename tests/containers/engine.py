@@ -110,7 +110,7 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()[:16]
 
 
-def _build(client: docker.DockerClient, log: list[str], **kwargs: Any) -> Any:
+def build_image(client: docker.DockerClient, log: list[str], **kwargs: Any) -> Any:
     """Build with the host's network (there is no other) and keep the build output for failure reports."""
     try:
         image, lines = client.images.build(network_mode="host", rm=True, forcerm=True, **kwargs)
@@ -179,7 +179,7 @@ def prepare_images(client: docker.DockerClient, timings: dict[str, float], log: 
             repository,
             tag,
             key,
-            lambda: _build(
+            lambda: build_image(
                 client,
                 log,
                 path=str(TOOLS),
@@ -190,7 +190,7 @@ def prepare_images(client: docker.DockerClient, timings: dict[str, float], log: 
             log,
         )
     with timed("thumbx_build", timings):
-        _build(client, log, path=str(REPO), target="worker", tag=THUMBX_IMAGE)
+        build_image(client, log, path=str(REPO), target="worker", tag=THUMBX_IMAGE)
 
 
 def compose_bin() -> Path:

@@ -21,12 +21,15 @@ import pytest
 from PIL import Image
 
 from tests.containers.engine import (
+    REPO,
     THUMBX_IMAGE,
     Compose,
     DockerEngine,
+    build_image,
     compose_bin,
     prepare_images,
     project_containers,
+    timed,
 )
 from tests.integration.localstack import free_port
 from tests.support import jpeg_bytes
@@ -102,6 +105,16 @@ def test_compose_up_turns_an_upload_into_thumbnails(
     assert config["Entrypoint"] == ["thumbx", "worker"]
     assert config["StopSignal"] == "SIGTERM"
     assert config["Healthcheck"]["Test"] == ["CMD", "thumbx", "healthcheck"]
+    with timed("lambda_build", timings):
+        build_image(client, build_log, path=str(REPO), target="lambda", tag="thumbx-lambda:local")
+    lambda_config = client.images.get("thumbx-lambda:local").attrs["Config"]
+    assert lambda_config["Entrypoint"] == ["python", "-m", "awslambdaric"]
+    assert lambda_config["Cmd"] == ["lambda_shim.handler.handler"]
+    probe = "import awslambdaric, worker.cli, pyvips; print(pyvips.version(0))"
+    out = client.containers.run(
+        "thumbx-lambda:local", ["-I", "-c", probe], entrypoint=["python"], network_mode="none", remove=True
+    )
+    assert out.strip() == b"8", "the Lambda image carries the runtime client, the worker and libvips"
 
     port = free_port()
     project = f"thumbx-ctest-{uuid.uuid4().hex[:8]}"
@@ -116,6 +129,8 @@ def test_compose_up_turns_an_upload_into_thumbnails(
         # no container has a network of its own: all share the host's loopback; LocalStack binds 127.0.0.1
         for container in project_containers(client, project):
             assert container.attrs["HostConfig"]["NetworkMode"] == "host", container.name
+            if container.labels.get("com.docker.compose.service") in {"init", "worker"}:
+                assert container.attrs["HostConfig"]["ReadonlyRootfs"], "read-only root filesystem"
         assert _listening_addresses(port) == {"0100007F"}, "LocalStack listens on 127.0.0.1 only"
         init = _state(client, project, "init")
         assert init["Status"] == "exited", init
