@@ -52,7 +52,7 @@ def pillow(data: bytes) -> list[bytes]:
     from PIL import Image, ImageCms, ImageFile, ImageOps
 
     ImageFile.LOAD_TRUNCATED_IMAGES = True  # one photo has a short last segment that libvips accepts
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     image.draft("RGB", (SIZES[0], SIZES[0]))
     icc = image.info.get("icc_profile")
     ImageOps.exif_transpose(image, in_place=True)
@@ -65,7 +65,10 @@ def pillow(data: bytes) -> list[bytes]:
         )  # cheaper than the lanczos3 our core uses: the comparison favours Pillow
         if icc and size == SIZES[0]:  # colour-convert once, at the first (largest) output size
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            image = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+            converted = ImageCms.profileToProfile(
+                image, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
+            )
+            image = converted if converted is not None else image
         buffer = io.BytesIO()
         image.save(buffer, "JPEG", quality=QUALITY, optimize=True)
         outputs.append(buffer.getvalue())

@@ -49,7 +49,9 @@ class MemoryQueue:
     def __init__(self, bodies: Sequence[str]) -> None:
         self._pending = deque(Message(str(i), f"rh-{i}", b) for i, b in enumerate(bodies))
 
-    async def receive(self, max_messages: int, wait_seconds: int) -> list[Message]:
+    async def receive(
+        self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
+    ) -> list[Message]:
         if not self._pending:
             await asyncio.sleep(0.05)
             return []
@@ -89,12 +91,12 @@ def shrink(data: bytes, edge: int) -> bytes:
 
 
 def _shrink(data: bytes, edge: int) -> bytes:
-    with Image.open(io.BytesIO(data)) as image:
-        if max(image.size) <= edge:
+    with Image.open(io.BytesIO(data)) as source:
+        if max(source.size) <= edge:
             return data
-        exif = image.info.get("exif")
-        image.draft("RGB", (edge, edge))
-        image = image.convert("RGB")
+        exif = source.info.get("exif")
+        source.draft("RGB", (edge, edge))
+        image = source.convert("RGB")
         image.thumbnail((edge, edge))
         out = io.BytesIO()
         image.save(out, "JPEG", quality=90, **({"exif": exif} if exif else {}))

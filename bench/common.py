@@ -123,12 +123,10 @@ def quiet_json_logging() -> None:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=open(os.devnull, "w")))  # noqa: SIM115
 
 
-def fmt(value: float | int | str | None, digits: int = 1) -> str:
+def fmt(value: object, digits: int = 1) -> str:
     if value is None:
         return "-"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
+    if not isinstance(value, float):
         return str(value)
     if value != value:  # nan
         return "-"

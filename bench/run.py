@@ -102,7 +102,7 @@ def summary(results: dict[str, Any]) -> str:
             add("worker overhead CPU ms/msg", ov["worker_overhead_cpu_ms_per_msg"], "<= 2",
                 ov["worker_overhead_cpu_ms_per_msg"] <= 2)  # fmt: skip
             old = ov["variants"].get("worker no-op c=4")
-            plain = ov["variants"]["plain receive+get+delete"]
+            plain = ov["variants"][ov["baseline"]]
             if old and ov["worker_default"] != "worker no-op c=4":
                 ratio = round(old["msgs_per_s"] / plain["msgs_per_s"], 2)
                 extra = round(old["cpu_ms_per_msg"] - plain["cpu_ms_per_msg"], 3)
