@@ -94,7 +94,7 @@ def _storage_permissions() -> Policy:
         partition=_PARTITION,
     )
     variants = [
-        ("QueueInStorage", replace(scope, queue_arn="${Queue.Arn}")),
+        ("QueueInStorage", replace(scope, queue_arn="${Queue.Arn}", dlq_arn="${DeadLetterQueue.Arn}")),
         ("UseKmsKey", replace(scope, kms_key_arn="${BucketKey.Arn}")),
     ]
     return with_conditions(
@@ -147,17 +147,24 @@ def _trail_bucket_policy() -> Policy:
     )
 
 
+# With the queue in A, A's roles read it and dead-letter to its DLQ with their own credentials
+# (THUMBX_QUEUE_CREDENTIALS=base); with the queue in B, ThumbXRole does both (storage permissions above).
+_LOCAL_QUEUE = policies.compute_identity_policy(
+    _REMOTE_THUMBX_ROLE, queue_arn="${Queue.Arn}", dlq_arn="${DeadLetterQueue.Arn}"
+)
+
+
 def _task_role() -> Policy:
     return with_conditions(
-        policies.compute_identity_policy(_REMOTE_THUMBX_ROLE),
-        [("QueueInCompute", policies.compute_identity_policy(_REMOTE_THUMBX_ROLE, queue_arn="${Queue.Arn}"))],
+        policies.compute_identity_policy(_REMOTE_THUMBX_ROLE), [("QueueInCompute", _LOCAL_QUEUE)]
     )
 
 
 def _lambda_role() -> Policy:
+    # The event source mapping polls with the function's role wherever the queue is.
     return with_conditions(
         policies.compute_identity_policy(_REMOTE_THUMBX_ROLE, queue_arn=_REMOTE_QUEUE),
-        [("QueueInCompute", policies.compute_identity_policy(_REMOTE_THUMBX_ROLE, queue_arn="${Queue.Arn}"))],
+        [("QueueInCompute", _LOCAL_QUEUE)],
     )
 
 

@@ -155,8 +155,41 @@ def test_task_role_may_only_assume_thumbx_role(compute: dict[str, Any]) -> None:
     assert statements[0]["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:iam::${StorageAccountId}:role/${ThumbXRoleName}"
     }
-    (queue_only,) = statements[1:]
-    assert queue_only["Fn::If"][0] == "QueueInCompute"
+    assert [s["Fn::If"][0] for s in statements[1:]] == ["QueueInCompute", "QueueInCompute"]
+
+
+def _dlq_senders(statements: list[Any]) -> dict[str, Any]:
+    """condition -> resource of each conditional statement that allows sqs:SendMessage."""
+    found = {}
+    for statement in statements:
+        condition, chosen, _ = statement.get("Fn::If", (None, statement, None))
+        if "sqs:SendMessage" in chosen.get("Action", []):
+            found[condition] = chosen["Resource"]
+    return found
+
+
+def test_permanent_failures_are_dead_lettered_by_whoever_reads_the_queue(
+    storage: dict[str, Any], compute: dict[str, Any]
+) -> None:
+    # Without THUMBX_DLQ_URL a permanent failure waits maxReceiveCount visibility timeouts for the redrive
+    # policy and reaches the DLQ without its reason; with it, the sender needs sqs:SendMessage on the DLQ.
+    (container,) = _props(compute, "TaskDefinition")["ContainerDefinitions"]
+    envs = {
+        "task": {v["Name"]: v["Value"] for v in container["Environment"]},
+        "lambda": _props(compute, "Function")["Environment"]["Variables"],
+    }
+    for env in envs.values():
+        assert env["THUMBX_QUEUE_CREDENTIALS"] == {"Fn::If": ["QueueInCompute", "base", "role"]}
+        local, remote = env["THUMBX_DLQ_URL"]["Fn::If"][1:]
+        assert env["THUMBX_DLQ_URL"]["Fn::If"][0] == "QueueInCompute"
+        assert local == {"Ref": "DeadLetterQueue"}
+        assert remote["Fn::Sub"].endswith("/${StorageAccountId}/${QueueName}-dlq")
+    dlq = {"Fn::Sub": "${DeadLetterQueue.Arn}"}
+    for role in ("TaskRole", "LambdaRole"):  # queue in A: base credentials send
+        (policy,) = _props(compute, role)["Policies"]
+        assert _dlq_senders(policy["PolicyDocument"]["Statement"]) == {"QueueInCompute": dlq}, role
+    thumbx_role = _props(storage, "ThumbXRolePolicy")["PolicyDocument"]["Statement"]
+    assert _dlq_senders(thumbx_role) == {"QueueInStorage": dlq}  # queue in B: ThumbXRole sends
 
 
 def test_lambda_event_source_reports_partial_failures_with_bounded_concurrency(
