@@ -200,6 +200,26 @@ def evaluate_dead_letter(attributes: Mapping[str, str]) -> Check:
     return passed(name, f"after {count} receives messages move to {target.rsplit(':', 1)[-1]}")
 
 
+def evaluate_worker_dlq(
+    dlq_url: str | None, dlq_arn: str | None, error: str | None, redrive_target: str | None
+) -> Check:
+    """THUMBX_DLQ_URL: set, and reachable with the credentials the worker sends to it with."""
+    name = "worker-dead-letter"
+    if not dlq_url:
+        return failed(
+            name,
+            "THUMBX_DLQ_URL is unset: a permanent failure is retried until the redrive policy moves it, "
+            "without its reason",
+        )
+    if error is not None:
+        return failed(
+            name, f"THUMBX_DLQ_URL refused GetQueueAttributes to the worker's queue credentials: {error}"
+        )
+    queue_name = (dlq_arn or dlq_url).rsplit(":" if dlq_arn else "/", 1)[-1]
+    also = " (also the queue's redrive target)" if redrive_target and redrive_target == dlq_arn else ""
+    return passed(name, f"permanent failures go to {queue_name}{also}")
+
+
 def evaluate_visibility(
     attributes: Mapping[str, str], worker_visibility: int, lambda_timeout: int | None = None
 ) -> Check:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,7 @@ from worker.doctor import (
     evaluate_public_access_block,
     evaluate_session_names,
     evaluate_visibility,
+    evaluate_worker_dlq,
     failed,
     passed,
     unknown,
@@ -324,6 +326,28 @@ class Doctor:
             self.checks.append(
                 evaluate_visibility(attributes, self.settings.visibility_timeout, self.lambda_timeout)
             )
+        self.worker_dead_letter(session, attributes)
+
+    def worker_dead_letter(self, session: boto3.Session | None, queue: dict[str, str] | None) -> None:
+        """GetQueueAttributes on THUMBX_DLQ_URL with the queue credentials (granted with SendMessage; the
+        doctor does not send, which would put a probe among real failures)."""
+        url = self.settings.dlq_url
+        redrive = _redrive_target(queue)
+        if url and session is None:
+            self.checks.append(
+                unknown("worker-dead-letter", "the DLQ is reached with ThumbXRole, which was not assumed")
+            )
+            return
+        dlq_arn: str | None = None
+        error: str | None = None
+        if url and session is not None:
+            try:
+                dlq_arn = self.client(session, "sqs").get_queue_attributes(
+                    QueueUrl=url, AttributeNames=["QueueArn"]
+                )["Attributes"]["QueueArn"]
+            except (ClientError, BotoCoreError, KeyError) as exc:
+                error = _why(exc)
+        self.checks.append(evaluate_worker_dlq(url, dlq_arn, error, redrive))
 
     def cleanup(self) -> None:
         name = "probes-cleaned"
@@ -345,6 +369,13 @@ class Doctor:
             self.checks.append(unknown(name, f"the inspector could not delete the probes: {_why(exc)}"))
             return
         self.checks.append(passed(name, f"removed {len(self._written)} probe object(s)"))
+
+
+def _redrive_target(attributes: dict[str, str] | None) -> str | None:
+    try:
+        return str(json.loads((attributes or {})["RedrivePolicy"])["deadLetterTargetArn"])
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _absent_is_none(call: Callable[[], Any], absent_code: str) -> Any:

@@ -27,8 +27,12 @@ def _session(keys: Keys, deployment: Deployment) -> boto3.Session:
 
 
 def _doctor(deployment: Deployment, *, inspector: bool = True) -> dict[str, Check]:
+    return _doctor_with(deployment, deployment.worker_env(), inspector=inspector)
+
+
+def _doctor_with(deployment: Deployment, env: dict[str, str], *, inspector: bool = True) -> dict[str, Check]:
     checks = run_doctor(
-        load_settings(deployment.worker_env()),
+        load_settings(env),
         _session(deployment.worker_keys, deployment),
         _session(deployment.admin_keys, deployment) if inspector else None,
     )
@@ -63,6 +67,7 @@ def test_correct_setup_passes_and_cleans_up(deployment: Deployment) -> None:
         "notification-filter",
         "queue-dead-letter",
         "queue-visibility",
+        "worker-dead-letter",
         "probes-cleaned",
     ):
         assert checks[name].status is Status.PASSED, checks[name]
@@ -120,6 +125,21 @@ def test_queue_without_dead_letter_queue_fails_the_dlq_line(deployment: Deployme
     checks = _doctor(deployment)
     assert _failures(checks) == ["queue-dead-letter"]
     assert "retried forever" in checks["queue-dead-letter"].detail
+
+
+def test_dead_letter_queue_the_worker_cannot_reach_or_lacks_fails_its_line(deployment: Deployment) -> None:
+    checks = _doctor(deployment)
+    assert "also the queue's redrive target" in checks["worker-dead-letter"].detail
+    # a DLQ the worker's identity was granted nothing on: moto enforces the identity policy
+    other = admin_client(deployment, "sqs").create_queue(QueueName="not-granted-dlq")["QueueUrl"]
+    env = deployment.worker_env() | {"THUMBX_DLQ_URL": other}
+    refused = _doctor_with(deployment, env)
+    assert _failures(refused) == ["worker-dead-letter"]
+    assert "refused GetQueueAttributes" in refused["worker-dead-letter"].detail
+    unset = {k: v for k, v in deployment.worker_env().items() if k != "THUMBX_DLQ_URL"}
+    missing = _doctor_with(deployment, unset)
+    assert _failures(missing) == ["worker-dead-letter"]
+    assert "THUMBX_DLQ_URL is unset" in missing["worker-dead-letter"].detail
 
 
 def test_without_an_inspector_config_lines_are_not_checkable_and_the_probe_stays(
