@@ -29,10 +29,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 import structlog
 
+from worker.batch import DeadLetterSink, dead_letter_attributes, fate_of
 from worker.errors import ThumbxError
 from worker.events import ObjectRef, parse_body
 from worker.observability import Metrics
@@ -49,10 +50,6 @@ ReadinessGate = Callable[[], Awaitable[object]]
 CREDENTIAL_REASONS = frozenset({"credentials_unavailable"})
 
 
-class DeadLetterSink(Protocol):
-    async def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
-
-
 @dataclass(frozen=True)
 class ConsumerConfig:
     concurrency: int = 4
@@ -60,7 +57,7 @@ class ConsumerConfig:
     visibility_timeout: int = 60
     retry_base_seconds: int = 10
     retry_max_seconds: int = 900
-    delete_batch_delay: float = 0.05
+    delete_batch_delay: float = 0.2  # acks wait this long to share a DeleteMessageBatch
     shutdown_seconds: float = 25.0
     max_extend_seconds: int = 3600
     pause_max_seconds: float = 30.0
@@ -70,12 +67,12 @@ class ConsumerConfig:
         return max(0.5, self.visibility_timeout / 4)
 
 
+_FATES: dict[str, Fate] = {"done": "delete", "retry": "retry", "dead_lettered": "dead_letter"}
+
+
 def decide(outcomes: Sequence[Outcome]) -> Fate:
-    if any(o.status == "transient" for o in outcomes):
-        return "retry"
-    if any(o.status == "permanent" for o in outcomes):
-        return "dead_letter"
-    return "delete"
+    """The Lambda shim's rule (:func:`worker.batch.fate_of`), in the queue's own words."""
+    return _FATES[fate_of(outcomes)]
 
 
 def retry_delay(receive_count: int, config: ConsumerConfig) -> int:
@@ -201,9 +198,15 @@ class Consumer:
     def _tick(self) -> None:
         self.status.last_tick = time.monotonic()
 
+    @property
+    def _refill_at(self) -> int:
+        # Receive once half a batch of slots is free (or nothing is held): one call for several messages
+        # rather than one per finished message, while half the slots still keep the render pool busy.
+        return max(1, min(10, self._config.concurrency) // 2)
+
     async def _wait_for_room(self, stop_wait: asyncio.Task[bool]) -> bool:
-        """Wait until fewer than ``concurrency`` messages are held; False when stopped meanwhile."""
-        while self.in_flight >= self._config.concurrency:
+        """Wait until enough slots are free to receive (see ``_refill_at``); False when stopped meanwhile."""
+        while self.in_flight > 0 and self._config.concurrency - self.in_flight < self._refill_at:
             self._room.clear()
             room = asyncio.create_task(self._room.wait())
             await asyncio.wait({room, stop_wait}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
@@ -299,24 +302,16 @@ class Consumer:
             self._release_lease(lease)
 
     async def _dead_letter(self, message: Message, outcomes: Sequence[Outcome]) -> None:
-        failed = [(i, o) for i, o in enumerate(outcomes) if o.status == "permanent"]
-        first = failed[0][1]
+        attributes = dead_letter_attributes(message.message_id, outcomes)
         if self._dlq is None:
-            log.warning("no_dlq_configured", message_id=message.message_id, reason=first.reason)
+            log.warning(
+                "no_dlq_configured", message_id=message.message_id, reason=attributes["thumbx-reason"]
+            )
             return  # the queue's redrive policy moves it after maxReceiveCount
-        await self._dlq.send(
-            message.body,
-            {
-                "thumbx-reason": first.reason,
-                "thumbx-detail": first.detail or first.reason,
-                "thumbx-key": first.key or "-",
-                "thumbx-failed-records": ",".join(str(i) for i, _ in failed),
-                "thumbx-records": str(len(outcomes)),
-                "thumbx-source-message-id": message.message_id,
-            },
-        )
-        for _, outcome in failed:
-            self._metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
+        await self._dlq.send(message.body, attributes)
+        for outcome in outcomes:
+            if outcome.status == "permanent":
+                self._metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
         await self._schedule_delete(message)
 
     # --- batched acks -------------------------------------------------------------------------------------

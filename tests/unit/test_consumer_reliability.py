@@ -138,6 +138,24 @@ async def test_receives_only_when_there_is_room() -> None:
     assert len(queue.pending) == 3
 
 
+async def test_refills_in_batches_of_half_the_slots_not_one_message_at_a_time() -> None:
+    queue = FakeQueue([message(f"k{i}") for i in range(40)])
+
+    def staggered(i: int) -> Behaviour:
+        async def finish(ref: ObjectRef) -> Outcome:
+            await asyncio.sleep(0.01 * (i % 10))  # completions one by one, as renders of mixed sizes do
+            return Outcome("succeeded", "rendered", ref.bucket, ref.key)
+
+        return finish
+
+    pipeline = FakePipeline({f"k{i}": staggered(i) for i in range(40)})
+    consumer = Consumer(queue, pipeline, config(concurrency=10))  # type: ignore[arg-type]
+    await run_for(consumer, lambda: len(queue.deleted) == 40)
+    asked = queue.receives  # how many messages each receive call asked for
+    assert asked[0] == 10
+    assert min(asked) >= 5, f"receive asked for {asked}: one call per finished message"
+
+
 async def test_shutdown_deadline_returns_unfinished_at_once_and_flushes_finished() -> None:
     queue = FakeQueue([message("stuck"), message("quick")])
     pipeline = FakePipeline({"stuck": forever}, delay=0.3)
