@@ -11,6 +11,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from worker.errors import ConfigError
+
 ClientFactory = Callable[[str, str], Any]
 """(service, account_id) -> a boto3 client acting as that account's administrator."""
 
@@ -25,7 +27,12 @@ class MotoEmulator:
         self.endpoint_url = ""
 
     def start(self) -> str:
-        from moto.server import ThreadedMotoServer
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError as exc:  # the service image and the Lambda package leave the emulator out
+            raise ConfigError(
+                "the embedded emulator is not installed: pip install 'thumbx[demo]' (moto[server])"
+            ) from exc
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)

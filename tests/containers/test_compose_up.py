@@ -115,6 +115,13 @@ def test_compose_up_turns_an_upload_into_thumbnails(
         "thumbx-lambda:local", ["-I", "-c", probe], entrypoint=["python"], network_mode="none", remove=True
     )
     assert out.strip() == b"8", "the Lambda image carries the runtime client, the worker and libvips"
+    # the demo's emulator (moto[server], ~220 MB of Flask, cryptography, sympy...) is an extra, not shipped
+    absent = "import importlib.util as u; print(u.find_spec('moto') is None, u.find_spec('flask') is None)"
+    for tag in (THUMBX_IMAGE, "thumbx-lambda:local"):
+        out = client.containers.run(
+            tag, ["-I", "-c", absent], entrypoint=["python"], network_mode="none", remove=True
+        )
+        assert out.strip() == b"True True", f"{tag} ships the demo emulator"
 
     port = free_port()
     project = f"thumbx-ctest-{uuid.uuid4().hex[:8]}"
