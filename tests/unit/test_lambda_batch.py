@@ -17,6 +17,7 @@ from worker.batch import (
 from worker.errors import ConfigError, CorruptImage, ObjectMissing, ServiceUnavailable
 from worker.imaging import Limits, Rendition
 from worker.keys import KeyLayout
+from worker.observability import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
 from worker.presets import Preset, parse_presets
 from worker.storage import ObjectHead, StoredObject
@@ -82,12 +83,16 @@ def s3_body(*keys: str) -> str:
 
 
 def processor(
-    store: MemoryStore, dlq: MemoryDlq | None, concurrency: int = 4, margin: int = 1000
+    store: MemoryStore,
+    dlq: MemoryDlq | None,
+    concurrency: int = 4,
+    margin: int = 1000,
+    metrics: Metrics | None = None,
 ) -> BatchProcessor:
     pipeline = Pipeline(
         store, PipelineConfig(frozenset({BUCKET}), KeyLayout(), PRESETS), renderer=fake_render
     )
-    return BatchProcessor(pipeline, BatchSettings(concurrency, margin), dead_letters=dlq)
+    return BatchProcessor(pipeline, BatchSettings(concurrency, margin), dead_letters=dlq, metrics=metrics)
 
 
 async def test_each_record_gets_its_own_fate() -> None:
@@ -108,6 +113,17 @@ async def test_each_record_gets_its_own_fate() -> None:
     assert attributes["thumbx-reason"] == "corrupt_image"
     assert attributes["thumbx-key"] == "input/bad.jpg"
     assert attributes["thumbx-source-message-id"] == "m-bad"
+
+
+async def test_message_latency_lands_in_the_histogram_the_service_exports() -> None:
+    store = MemoryStore({"input/good.jpg": b"good"})
+    metrics = Metrics()
+    await processor(store, None, metrics=metrics).process(
+        [BatchRecord(s3_body("input/good.jpg"), message_id="m1")]
+    )
+    count, seconds = metrics.observations("thumbx_message_seconds")
+    assert count == 1
+    assert 0 < seconds[0] < 60, "seconds, as the /metrics histogram is labelled, not milliseconds"
 
 
 async def test_dead_letter_attributes_name_the_failed_records_of_a_multi_record_body() -> None:
