@@ -13,8 +13,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from urllib.parse import urlsplit
+
+from worker.emulator import LoopbackServer
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "expect", "upgrade"}
@@ -65,7 +66,7 @@ class Log:
     injected: list[tuple[str, str, str, str]] = field(default_factory=list)
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """``with FaultProxy(upstream, rule) as proxy:`` then point the worker at ``proxy.url``."""
 
     def __init__(self, upstream: str, rule: Rule | None = None) -> None:
@@ -109,15 +110,6 @@ class FaultProxy:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-    def __enter__(self) -> FaultProxy:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- one request ----------------------------------------------------------------------------------------
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import abc
 import logging
 import urllib.request
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import boto3
 from botocore.config import Config
@@ -17,7 +18,27 @@ ClientFactory = Callable[[str, str], Any]
 """(service, account_id) -> a boto3 client acting as that account's administrator."""
 
 
-class MotoEmulator:
+class LoopbackServer(abc.ABC):
+    """A server started on 127.0.0.1 for the length of a ``with`` block (moto, LocalStack, test proxies)."""
+
+    @abc.abstractmethod
+    def start(self) -> str:
+        """Start serving; return the endpoint URL."""
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+class MotoEmulator(LoopbackServer):
     """``moto.server.ThreadedMotoServer`` bound to loopback on a free port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -63,15 +84,6 @@ class MotoEmulator:
         if self._server is not None:
             self._server.stop()
             self._server = None
-
-    def __enter__(self) -> MotoEmulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def moto_client_factory(endpoint_url: str, region: str) -> ClientFactory:

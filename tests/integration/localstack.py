@@ -25,7 +25,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+
+from worker.emulator import LoopbackServer
 
 VERSION = "4.13.1"
 SERVICES = "s3,sqs,sts,iam"
@@ -63,7 +64,7 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-class LocalStackServer:
+class LocalStackServer(LoopbackServer):
     """One LocalStack process on 127.0.0.1:<port>; ``start()`` returns its endpoint URL."""
 
     def __init__(self, python: Path, *, port: int | None = None, startup_timeout: float = 90.0) -> None:
@@ -160,12 +161,3 @@ class LocalStackServer:
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
             self._root = None
-
-    def __enter__(self) -> LocalStackServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
