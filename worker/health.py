@@ -99,18 +99,13 @@ class MetricsCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         counters, gauges, histograms = self._metrics.snapshot()
-        for name, series in _by_name(counters):
-            names = _label_names(series)
-            counter = CounterMetricFamily(name, _HELP.get(name, name), labels=names)
-            for labels, value in series:
-                counter.add_metric(_label_values(labels, names), value)
-            yield counter
-        for name, gseries in _by_name(gauges):
-            names = _label_names(gseries)
-            gauge = GaugeMetricFamily(name, _HELP.get(name, name), labels=names)
-            for labels, value in gseries:
-                gauge.add_metric(_label_values(labels, names), value)
-            yield gauge
+        for kind, values in ((CounterMetricFamily, counters), (GaugeMetricFamily, gauges)):
+            for name, series in _by_name(values):
+                names = _label_names(series)
+                metric = kind(name, _HELP.get(name, name), labels=names)
+                for labels, value in series:
+                    metric.add_metric(_label_values(labels, names), value)
+                yield metric
         for name, hseries in _by_name(histograms):
             names = _label_names(hseries)
             family = HistogramMetricFamily(name, _HELP.get(name, name), labels=names)
