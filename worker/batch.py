@@ -136,6 +136,19 @@ def dead_letter_attributes(message_id: str, outcomes: Sequence[Outcome]) -> dict
     }
 
 
+async def send_dead_letter(
+    sink: DeadLetterSink, body: str, source_id: str, outcomes: Sequence[Outcome], metrics: Metrics
+) -> str:
+    """Send a body with permanent failures to the DLQ with :func:`dead_letter_attributes`, count each
+    failed reference, and return the reason; the sink's ThumbxError propagates (nothing counted)."""
+    attributes = dead_letter_attributes(source_id, outcomes)
+    await sink.send(body, attributes)
+    for outcome in outcomes:
+        if outcome.status == "permanent":
+            metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
+    return attributes["thumbx-reason"]
+
+
 class BatchProcessor:
     """Runs records through the pipeline with bounded concurrency and a remaining-time guard."""
 
@@ -217,20 +230,18 @@ class BatchProcessor:
         return result
 
     async def _dead_letter(self, record: BatchRecord, outcomes: Sequence[Outcome]) -> tuple[Fate, str]:
-        attributes = dead_letter_attributes(record.name, outcomes)
         if self._dlq is None:
             # Leave it to the queue's redrive policy (maxReceiveCount), as the service does.
-            log.warning("no_dlq_configured", record=record.name, reason=attributes["thumbx-reason"])
+            reason = dead_letter_attributes(record.name, outcomes)["thumbx-reason"]
+            log.warning("no_dlq_configured", record=record.name, reason=reason)
             return "retry", "no_dlq_configured"
         try:
-            await self._dlq.send(record.body, attributes)
+            return "dead_lettered", await send_dead_letter(
+                self._dlq, record.body, record.name, outcomes, self._metrics
+            )
         except ThumbxError as exc:
             log.warning("dead_letter_failed", record=record.name, error=str(exc), reason=exc.reason)
             return "retry", exc.reason
-        for outcome in outcomes:
-            if outcome.status == "permanent":
-                self._metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
-        return "dead_lettered", attributes["thumbx-reason"]
 
     def _record(self, result: RecordResult, elapsed_ms: float) -> None:
         for outcome in result.outcomes:

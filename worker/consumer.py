@@ -33,7 +33,7 @@ from typing import Literal
 
 import structlog
 
-from worker.batch import DeadLetterSink, dead_letter_attributes, fate_of
+from worker.batch import DeadLetterSink, dead_letter_attributes, fate_of, send_dead_letter
 from worker.errors import ThumbxError
 from worker.events import ObjectRef, parse_body
 from worker.observability import Metrics
@@ -302,16 +302,11 @@ class Consumer:
             self._release_lease(lease)
 
     async def _dead_letter(self, message: Message, outcomes: Sequence[Outcome]) -> None:
-        attributes = dead_letter_attributes(message.message_id, outcomes)
         if self._dlq is None:
-            log.warning(
-                "no_dlq_configured", message_id=message.message_id, reason=attributes["thumbx-reason"]
-            )
+            reason = dead_letter_attributes(message.message_id, outcomes)["thumbx-reason"]
+            log.warning("no_dlq_configured", message_id=message.message_id, reason=reason)
             return  # the queue's redrive policy moves it after maxReceiveCount
-        await self._dlq.send(message.body, attributes)
-        for outcome in outcomes:
-            if outcome.status == "permanent":
-                self._metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
+        await send_dead_letter(self._dlq, message.body, message.message_id, outcomes, self._metrics)
         await self._schedule_delete(message)
 
     # --- batched acks -------------------------------------------------------------------------------------
