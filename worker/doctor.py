@@ -187,21 +187,29 @@ def evaluate_notification(
     return passed(name, f"ObjectCreated under {', '.join(repr(p) for p in prefixes)} only (outputs excluded)")
 
 
+def parse_redrive(raw: str | None) -> tuple[str, int] | None:
+    """A RedrivePolicy attribute as (deadLetterTargetArn, maxReceiveCount); None if absent or malformed."""
+    try:
+        redrive = json.loads(raw or "")
+        return str(redrive["deadLetterTargetArn"]), int(redrive["maxReceiveCount"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def evaluate_dead_letter(attributes: Mapping[str, str]) -> Check:
     name = "queue-dead-letter"
     raw = attributes.get("RedrivePolicy")
     if not raw:
         return failed(name, "the queue has no redrive policy: a poison message is retried forever")
-    try:
-        redrive = json.loads(raw)
-        target, count = str(redrive["deadLetterTargetArn"]), int(redrive["maxReceiveCount"])
-    except (ValueError, KeyError, TypeError):
+    redrive = parse_redrive(raw)
+    if redrive is None:
         return failed(name, f"the queue's redrive policy is malformed: {raw!r}")
+    target, count = redrive
     return passed(name, f"after {count} receives messages move to {target.rsplit(':', 1)[-1]}")
 
 
 def evaluate_worker_dlq(
-    dlq_url: str | None, dlq_arn: str | None, error: str | None, redrive_target: str | None
+    dlq_url: str | None, dlq_arn: str | None, error: str | None, queue: Mapping[str, str] | None
 ) -> Check:
     """THUMBX_DLQ_URL: set, and reachable with the credentials the worker sends to it with."""
     name = "worker-dead-letter"
@@ -215,9 +223,9 @@ def evaluate_worker_dlq(
         return failed(
             name, f"THUMBX_DLQ_URL refused GetQueueAttributes to the worker's queue credentials: {error}"
         )
-    queue_name = (dlq_arn or dlq_url).rsplit(":" if dlq_arn else "/", 1)[-1]
-    also = " (also the queue's redrive target)" if redrive_target and redrive_target == dlq_arn else ""
-    return passed(name, f"permanent failures go to {queue_name}{also}")
+    redrive = parse_redrive((queue or {}).get("RedrivePolicy"))
+    also = " (also the queue's redrive target)" if redrive and redrive[0] == dlq_arn else ""
+    return passed(name, f"permanent failures go to {dlq_url.rstrip('/').rsplit('/', 1)[-1]}{also}")
 
 
 def evaluate_visibility(

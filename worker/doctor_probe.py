@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import ipaddress
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -332,22 +331,20 @@ class Doctor:
         """GetQueueAttributes on THUMBX_DLQ_URL with the queue credentials (granted with SendMessage; the
         doctor does not send, which would put a probe among real failures)."""
         url = self.settings.dlq_url
-        redrive = _redrive_target(queue)
-        if url and session is None:
-            self.checks.append(
-                unknown("worker-dead-letter", "the DLQ is reached with ThumbXRole, which was not assumed")
-            )
-            return
         dlq_arn: str | None = None
         error: str | None = None
-        if url and session is not None:
+        if url:
+            if session is None:
+                why = "the DLQ is reached with ThumbXRole, which was not assumed"
+                self.checks.append(unknown("worker-dead-letter", why))
+                return
             try:
                 dlq_arn = self.client(session, "sqs").get_queue_attributes(
                     QueueUrl=url, AttributeNames=["QueueArn"]
                 )["Attributes"]["QueueArn"]
             except (ClientError, BotoCoreError, KeyError) as exc:
                 error = _why(exc)
-        self.checks.append(evaluate_worker_dlq(url, dlq_arn, error, redrive))
+        self.checks.append(evaluate_worker_dlq(url, dlq_arn, error, queue))
 
     def cleanup(self) -> None:
         name = "probes-cleaned"
@@ -369,13 +366,6 @@ class Doctor:
             self.checks.append(unknown(name, f"the inspector could not delete the probes: {_why(exc)}"))
             return
         self.checks.append(passed(name, f"removed {len(self._written)} probe object(s)"))
-
-
-def _redrive_target(attributes: dict[str, str] | None) -> str | None:
-    try:
-        return str(json.loads((attributes or {})["RedrivePolicy"])["deadLetterTargetArn"])
-    except (KeyError, ValueError, TypeError):
-        return None
 
 
 def _absent_is_none(call: Callable[[], Any], absent_code: str) -> Any:
