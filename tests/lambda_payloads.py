@@ -37,6 +37,22 @@ def s3_notification(
     return doc  # type: ignore[no-any-return]
 
 
+def direct_s3_event(shared: Path, bucket: str, key: str) -> dict[str, Any]:
+    """s3Event.json (an S3 notification invoking the function directly), pointed at ``bucket``/``key``."""
+    event = load_event(shared, "s3Event.json")
+    event["Records"][0]["s3"]["bucket"]["name"] = bucket
+    event["Records"][0]["s3"]["object"]["key"] = key
+    return event
+
+
+def eventbridge_event(shared: Path, bucket: str, key: str) -> dict[str, Any]:
+    """S3's EventBridge "Object Created" event from ../shared/events, pointed at ``bucket``/``key``."""
+    event = load_event(shared, "s3EventBridgeNotificationObjectCreatedEvent.json")
+    event["detail"]["bucket"]["name"] = bucket
+    event["detail"]["object"]["key"] = key
+    return event
+
+
 def sqs_event(shared: Path, deployment: Deployment, bodies: list[str]) -> dict[str, Any]:
     """An SQS event as Lambda's event source mapping delivers it (envelope from s3SqsEvent.json)."""
     template = load_event(shared, "s3SqsEvent.json")["Records"][0]

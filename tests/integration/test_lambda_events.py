@@ -16,6 +16,8 @@ from lambda_shim import handler as shim
 from tests.lambda_payloads import (
     FakeContext,
     dead_letters,
+    direct_s3_event,
+    eventbridge_event,
     load_event,
     outputs,
     s3_notification,
@@ -65,9 +67,7 @@ def test_sns_wrapped_and_eventbridge_bodies_in_sqs(
     upload(deployment, "input/bridge.jpg")
     sns = json.loads(load_event(shared, "snsSqsEvent.json")["Records"][0]["body"])
     sns["Message"] = json.dumps(s3_notification(shared, deployment.bucket, "input/sns.jpg"))
-    bridge = load_event(shared, "s3EventBridgeNotificationObjectCreatedEvent.json")
-    bridge["detail"]["bucket"]["name"] = deployment.bucket
-    bridge["detail"]["object"]["key"] = "input/bridge.jpg"
+    bridge = eventbridge_event(shared, deployment.bucket, "input/bridge.jpg")
     event = sqs_event(shared, deployment, [json.dumps(sns), json.dumps(bridge)])
     assert shim.handler(event, FakeContext()) == {"batchItemFailures": []}
     assert_rendered(deployment, "input/sns.jpg")
@@ -114,12 +114,8 @@ def test_foreign_bucket_and_delete_events_are_ignored(
 def test_direct_s3_and_eventbridge_events(deployment: Deployment, shared: Path, function_env: None) -> None:
     upload(deployment, "input/direct.jpg")
     upload(deployment, "input/rule.jpg")
-    direct = load_event(shared, "s3Event.json")
-    direct["Records"][0]["s3"]["bucket"]["name"] = deployment.bucket
-    direct["Records"][0]["s3"]["object"]["key"] = "input/direct.jpg"
-    bridge = load_event(shared, "s3EventBridgeNotificationObjectCreatedEvent.json")
-    bridge["detail"]["bucket"]["name"] = deployment.bucket
-    bridge["detail"]["object"]["key"] = "input/rule.jpg"
+    direct = direct_s3_event(shared, deployment.bucket, "input/direct.jpg")
+    bridge = eventbridge_event(shared, deployment.bucket, "input/rule.jpg")
     assert shim.handler(direct, FakeContext()) == {"counts": {"done": 1}}
     assert shim.handler(bridge, FakeContext()) == {"counts": {"done": 1}}
     assert_rendered(deployment, "input/direct.jpg")
@@ -129,9 +125,7 @@ def test_direct_s3_and_eventbridge_events(deployment: Deployment, shared: Path, 
 def test_direct_event_raises_so_lambda_retries_a_transient_failure(
     deployment: Deployment, shared: Path, function_env: None
 ) -> None:
-    direct = load_event(shared, "s3Event.json")
-    direct["Records"][0]["s3"]["bucket"]["name"] = deployment.bucket
-    direct["Records"][0]["s3"]["object"]["key"] = "input/not-yet-there.jpg"
+    direct = direct_s3_event(shared, deployment.bucket, "input/not-yet-there.jpg")
     with pytest.raises(TransientError, match="object_missing"):
         shim.handler(direct, FakeContext())
     assert dead_letters(deployment) == []

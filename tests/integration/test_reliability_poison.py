@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import struct
-import zlib
 
 from tests.reliability import account, dead_letters, fresh_queue, image, queue_counts, upload
 from tests.support import running_worker, wait_until, worker_settings
+from tests.unit.images import lying_png
 from worker.provision import Deployment, admin_client
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims width x height in its header (and holds almost nothing)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
-    )
 
 
 async def test_poison_messages_are_dead_lettered_once_with_their_reason(deployment: Deployment) -> None:
     fresh_queue(deployment)
     admin_client(deployment, "sqs").send_message(QueueUrl=deployment.queue_url, MessageBody="not json {")
     upload(deployment, "input/poison/report.jpg", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n")
-    upload(deployment, "input/poison/huge.png", png_header_only(20000, 10000))  # 200 MP
+    upload(deployment, "input/poison/huge.png", lying_png(20000, 10000))  # 200 MP
     good = "input/poison/fine.jpg"
     upload(deployment, good, image(1600))
     # a short visibility timeout: a poison message that were merely retried would come back during the test
