@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+import pyvips
 from PIL import Image
 
 from tests.unit.images import (
@@ -251,9 +252,9 @@ def test_time_limit_stops_libvips_mid_decode(slow_png: bytes) -> None:
     started = time.perf_counter()
     render(slow_png, presets)
     full = time.perf_counter() - started
-    started = time.perf_counter()
-    with pytest.raises(RenderTimeout):
+    with pytest.raises(RenderTimeout) as stopped:
         render(slow_png, presets, Limits(timeout_seconds=full / 10))
-    stopped = time.perf_counter() - started
-    # libvips gave up early instead of finishing in vain (loose bound: the machine may be shared)
-    assert stopped < full * 0.6, (stopped, full)
+    # libvips itself gave up mid-decode (its work failed as killed) instead of finishing in vain and being
+    # refused afterwards; no wall-clock comparison, which a shared machine turns into a coin toss
+    assert isinstance(stopped.value.__cause__, pyvips.Error), stopped.value
+    assert "time limit" in str(stopped.value)
