@@ -38,14 +38,17 @@ $(CHECKOV_STAMP): deploy/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/requirements-checkov.txt
 	@touch $(CHECKOV_STAMP)
 
-# Templates in sync with worker/policies.py; cfn-lint and checkov on every conditional branch (the
-# scan variants flip parameter defaults); parliament on the identity policies of both queue placements.
+# Templates in sync with worker/deploy_spec.py; cfn-lint and checkov on every conditional branch (the
+# scan variants flip parameter defaults); parliament on the identity policies of both queue placements;
+# the access matrix evaluated by iam-simulate (npm, pinned, installed into ~/.cache/thumbx; AGPL, dev-only;
+# skipped loudly without node, required with CI=true).
 check-deploy: $(STAMP) $(CHECKOV_STAMP)
 	rm -rf $(DEPLOY_SCAN)
 	$(PY) -m worker.deploy_render --check --scan-dir $(DEPLOY_SCAN)/templates --identity-dir $(DEPLOY_SCAN)/identity
 	$(VENV)/bin/cfn-lint deploy/*.yaml $(DEPLOY_SCAN)/templates/*/*.yaml
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -d $(DEPLOY_SCAN)/templates
 	$(VENV)/bin/parliament --directory $(DEPLOY_SCAN)/identity --include_policy_extension .json < /dev/null
+	$(PY) -m tools.iam_matrix.run
 
 # --- deploy to AWS (issue 12): the one order that completes, for either queue placement -------------------
 # 1. account A with DeployStage=bootstrap (roles, function, a queue in A; no task, no event source mapping)
