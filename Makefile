@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean check-deploy test-reliability bench-imaging test-system-vips localstack check-containers test-containers
+.PHONY: demo test lint typecheck pytest bench clean check-deploy deploy deploy-compute-bootstrap deploy-storage deploy-compute test-reliability bench-imaging test-system-vips localstack check-containers test-containers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -38,14 +38,65 @@ $(CHECKOV_STAMP): deploy/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/requirements-checkov.txt
 	@touch $(CHECKOV_STAMP)
 
-# Templates in sync with worker/policies.py; cfn-lint and checkov on every conditional branch (the
-# scan variants flip parameter defaults); parliament on the identity policies of both queue placements.
+# Templates in sync with worker/deploy_spec.py; cfn-lint and checkov on every conditional branch (the
+# scan variants flip parameter defaults); parliament on the identity policies of both queue placements;
+# the access matrix evaluated by iam-simulate (npm, pinned, installed into ~/.cache/thumbx; AGPL, dev-only;
+# skipped loudly without node, required with CI=true).
 check-deploy: $(STAMP) $(CHECKOV_STAMP)
 	rm -rf $(DEPLOY_SCAN)
 	$(PY) -m worker.deploy_render --check --scan-dir $(DEPLOY_SCAN)/templates --identity-dir $(DEPLOY_SCAN)/identity
 	$(VENV)/bin/cfn-lint deploy/*.yaml $(DEPLOY_SCAN)/templates/*/*.yaml
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -d $(DEPLOY_SCAN)/templates
 	$(VENV)/bin/parliament --directory $(DEPLOY_SCAN)/identity --include_policy_extension .json < /dev/null
+	$(PY) -m tools.iam_matrix.run
+
+# --- deploy to AWS (issue 12): the one order that completes, for either queue placement -------------------
+# 1. account A with DeployStage=bootstrap (roles, function, a queue in A; no task, no event source mapping)
+# 2. account B (bucket, ThumbXRole trusting A's roles, a queue in B, notification, perimeter)
+# 3. account A with DeployStage=complete (tasks assume ThumbXRole, the mapping polls the queue)
+# tests/unit/test_deploy_order.py runs `make -n deploy` and walks the templates' cross-stack references.
+DEPLOY_VARS ?=
+ifneq ($(strip $(DEPLOY_VARS)),)
+include $(DEPLOY_VARS)
+endif
+AWS ?= aws
+REGION ?= us-east-1
+COMPUTE_STACK ?= thumbx-compute
+STORAGE_STACK ?= thumbx-storage
+QUEUE_PLACEMENT ?= compute
+EXTERNAL_ID ?=
+KMS_ENCRYPTION ?= false
+COMPUTE_PARAMS ?=
+STORAGE_PARAMS ?=
+_profile = $(if $(strip $(1)),--profile $(1))
+_need = $(foreach v,$(1),$(if $(strip $($(v))),,$(error $(v) is not set: see deploy/example.mk)))
+CFN_DEPLOY = $(AWS) cloudformation deploy --region $(REGION) --capabilities CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset
+COMPUTE_DEPLOY = $(CFN_DEPLOY) $(call _profile,$(COMPUTE_PROFILE)) --stack-name $(COMPUTE_STACK) \
+	--template-file deploy/compute-account.yaml --parameter-overrides StorageAccountId=$(STORAGE_ACCOUNT) \
+	BucketName=$(BUCKET) QueuePlacement=$(QUEUE_PLACEMENT) ExternalId=$(EXTERNAL_ID) \
+	WorkerImageUri=$(WORKER_IMAGE) LambdaImageUri=$(LAMBDA_IMAGE) VpcId=$(VPC_ID) SubnetIds=$(SUBNET_IDS) \
+	$(COMPUTE_PARAMS)
+COMPUTE_NEEDS = STORAGE_ACCOUNT BUCKET WORKER_IMAGE LAMBDA_IMAGE VPC_ID SUBNET_IDS
+
+deploy:
+	$(MAKE) --no-print-directory deploy-compute-bootstrap
+	$(MAKE) --no-print-directory deploy-storage
+	$(MAKE) --no-print-directory deploy-compute
+
+deploy-compute-bootstrap:
+	$(call _need,$(COMPUTE_NEEDS))
+	$(COMPUTE_DEPLOY) DeployStage=bootstrap
+
+deploy-storage:
+	$(call _need,COMPUTE_ACCOUNT BUCKET ADMIN_ROLE)
+	$(CFN_DEPLOY) $(call _profile,$(STORAGE_PROFILE)) --stack-name $(STORAGE_STACK) \
+	--template-file deploy/storage-account.yaml --parameter-overrides ComputeAccountId=$(COMPUTE_ACCOUNT) \
+	BucketName=$(BUCKET) AdminRoleName=$(ADMIN_ROLE) QueuePlacement=$(QUEUE_PLACEMENT) \
+	ExternalId=$(EXTERNAL_ID) KmsEncryption=$(KMS_ENCRYPTION) $(STORAGE_PARAMS)
+
+deploy-compute:
+	$(call _need,$(COMPUTE_NEEDS))
+	$(COMPUTE_DEPLOY) DeployStage=complete
 
 test-reliability: $(STAMP)
 	$(PY) -m pytest -q tests/unit/test_consumer_reliability.py tests/unit/test_health_metrics.py tests/unit/test_pipeline_idempotency.py tests/integration/test_reliability_*.py

@@ -18,10 +18,12 @@ import contextlib
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import structlog
 
+from worker import attribution
 from worker.batch import BatchProcessor, BatchRecord, BatchReport, BatchSettings, RemainingMillis
 from worker.config import load_settings
 from worker.errors import TransientError
@@ -39,15 +41,25 @@ class Environment:
         self._stack = contextlib.AsyncExitStack()
 
     def process(
-        self, records: Sequence[BatchRecord], remaining: RemainingMillis | None, fifo: bool
+        self,
+        records: Sequence[BatchRecord],
+        remaining: RemainingMillis | None,
+        fifo: bool,
+        request_id: str | None = None,
     ) -> BatchReport:
-        return self.loop.run_until_complete(self._process(records, remaining, fifo))
+        return self.loop.run_until_complete(self._process(records, remaining, fifo, request_id))
 
     async def _process(
-        self, records: Sequence[BatchRecord], remaining: RemainingMillis | None, fifo: bool
+        self,
+        records: Sequence[BatchRecord],
+        remaining: RemainingMillis | None,
+        fifo: bool,
+        request_id: str | None,
     ) -> BatchReport:
         if self._processor is None:
             settings = load_settings()
+            # thumbx-lambda-<environment id>: the session (and its source identity) of this environment
+            settings = replace(settings, role=attribution.for_lambda(settings.role, os.environ, request_id))
             batch = BatchSettings.from_env(os.environ, settings.concurrency)
             configure_logging(settings.log_format, settings.log_level)
             self.runtime = await self._stack.enter_async_context(open_runtime(settings))
@@ -86,9 +98,9 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     with structlog.contextvars.bound_contextvars(aws_request_id=request_id):
         if isinstance(records, list) and records and all(_is_sqs(r) for r in records):
             fifo = any(str(r.get("eventSourceARN", "")).endswith(".fifo") for r in records)
-            report = environment().process([_sqs_record(r) for r in records], remaining, fifo)
+            report = environment().process([_sqs_record(r) for r in records], remaining, fifo, request_id)
             return {"batchItemFailures": report.item_failures()}
-        report = environment().process(_direct_records(event, request_id), remaining, False)
+        report = environment().process(_direct_records(event, request_id), remaining, False, request_id)
         if report.retry:
             reasons = sorted({r.reason for r in report.retry})
             raise TransientError(f"{len(report.retry)} record(s) to retry: {', '.join(reasons)}")

@@ -11,6 +11,10 @@ owns the bucket (B) — or, for a queue in A, split the SQS statement into A.
   listing).
 * ``sqs:SendMessage`` (``SendMessageBatch`` is authorised by it; emulators check the batch name, hence the
   trailing wildcard, which matches nothing else in AWS) and ``sqs:GetQueueAttributes`` (the backlog cap).
+
+No KMS statement: a HEAD needs no decryption, and the queues are SSE-SQS encrypted. With the deploy
+templates, name this role ``BackfillRoleName`` in B's stack: the bucket policy denies every role it does
+not name, and caps this one to exactly the listing and thumbnail reads above.
 """
 
 from __future__ import annotations
@@ -43,13 +47,4 @@ def backfill_operator_policy(scope: StorageScope, queue_arn: str) -> Policy:
             "Resource": queue_arn,
         },
     ]
-    if scope.kms_key_arn:
-        statements.append(
-            {
-                "Sid": "EncryptedQueue",
-                "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                "Resource": scope.kms_key_arn,
-            }
-        )
     return {"Version": VERSION, "Statement": statements}

@@ -7,9 +7,10 @@ import asyncio
 import os
 import sys
 import threading
+from dataclasses import replace
 from typing import Any
 
-from worker import service
+from worker import attribution, service
 from worker.config import Settings, load_settings
 from worker.malloc import cap_malloc_arenas
 from worker.observability import configure_logging
@@ -25,6 +26,8 @@ def run(_args: argparse.Namespace) -> int:
     cap_malloc_arenas()  # before any thread exists: RSS creep measured by `make bench` (worker/malloc.py)
     settings = load_settings()  # ConfigError -> one line naming the variable, exit 2 (worker.cli)
     configure_logging(settings.log_format, settings.log_level)
+    # on ECS: session name and source identity thumbx-worker-<task id> (B's CloudTrail tells tasks apart)
+    settings = replace(settings, role=attribution.for_ecs_task(settings.role, os.environ))
     return serve(settings)
 
 

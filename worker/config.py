@@ -95,7 +95,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         input_prefix=reader.text("THUMBX_INPUT_PREFIX", "input/"),
         output_prefix=reader.text("THUMBX_OUTPUT_PREFIX", "thumbnails/"),
     )
-    _check_layout(layout)
+    check_layout(layout)
     return Settings(
         queue_url=queue_url,
         bucket=reader.required("THUMBX_BUCKET"),
@@ -166,7 +166,8 @@ def _reliability(reader: _Reader) -> dict[str, Any]:
     }
 
 
-def _check_layout(layout: KeyLayout) -> None:
+def check_layout(layout: KeyLayout) -> None:
+    """The loop guard on the prefixes: each ends with '/', neither contains the other."""
     if not layout.input_prefix.endswith("/") or not layout.output_prefix.endswith("/"):
         raise ConfigError("THUMBX_INPUT_PREFIX / THUMBX_OUTPUT_PREFIX: prefixes must end with '/'")
     if layout.output_prefix.startswith(layout.input_prefix) or layout.input_prefix.startswith(

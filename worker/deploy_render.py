@@ -1,29 +1,30 @@
-"""Writes the IAM documents of ``deploy/*.yaml`` from :mod:`worker.policies` (one source of truth).
+"""Writes the IAM documents of ``deploy/*.yaml`` from :func:`worker.deploy_spec.render_all`.
 
 The templates are hand-written CloudFormation except for blocks fenced by ``# BEGIN GENERATED <name>`` and
-``# END GENERATED <name>`` comments; this module renders each block from the same functions that the
-emulator provisioning and ``thumbx policies`` use, with CloudFormation substitutions (``${BucketName}``)
-as arguments. Optional statements (external ID, KMS, queue placement) become ``Fn::If`` on a template
-condition. ``python -m worker.deploy_render`` rewrites the blocks; ``--check`` fails when a committed
-template is out of date.
+``# END GENERATED <name>`` comments. Each block is the document ``render_all`` returns under that name,
+rendered with CloudFormation substitutions (``${BucketName}``) as the names, once for every combination of
+the template's conditions (external ID, KMS, queue placement, optional roles); the variants are folded
+into one document in which whatever differs becomes ``Fn::If`` on the condition it depends on (absent
+parts become ``AWS::NoValue``). ``python -m worker.deploy_render`` rewrites the blocks; ``--check`` fails
+when a committed template is out of date.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import itertools
 import json
 import re
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from worker import policies
-from worker.policies import DeploySpec, Policy, StorageScope
+from worker.deploy_spec import IDENTITY_DOCUMENTS, DeploySpec, render_all
+from worker.policies import Policy
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent / "deploy"
 TEMPLATES = ("storage-account.yaml", "compute-account.yaml")
@@ -32,13 +33,76 @@ _BLOCK = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 _NO_VALUE = {"Ref": "AWS::NoValue"}
+Combo = Mapping[str, bool]
 
-# CloudFormation spellings of the names the documents depend on.
-_PARTITION = "${AWS::Partition}"
-_COMPUTE_ROLE = "arn:${AWS::Partition}:iam::${ComputeAccountId}:role/"
-_STORAGE_ADMIN = "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${AdminRoleName}"
-_REMOTE_THUMBX_ROLE = "arn:${AWS::Partition}:iam::${StorageAccountId}:role/${ThumbXRoleName}"
-_REMOTE_QUEUE = "arn:${AWS::Partition}:sqs:${AWS::Region}:${StorageAccountId}:${QueueName}"
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
+def _names(account_a: str, account_b: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "account_a": account_a,
+        "account_b": account_b,
+        "bucket": "${BucketName}",
+        "admin_role_name": "${AdminRoleName}",
+        "region": "${AWS::Region}",
+        "queue_name": "${QueueName}",
+        "role_name": "${ThumbXRoleName}",
+        "task_role_name": "${TaskRoleName}",
+        "lambda_role_name": "${LambdaRoleName}",
+        "input_prefix": "${InputPrefix}",
+        "output_prefix": "${OutputPrefix}",
+        "storage_stack": "${AWS::StackName}",
+        "partition": "${AWS::Partition}",
+        **overrides,
+    }
+
+
+def _storage_spec(c: Combo) -> DeploySpec:
+    return DeploySpec(
+        **_names(
+            "${ComputeAccountId}",
+            "${AWS::AccountId}",
+            external_id="${ExternalId}" if c["HasExternalId"] else None,
+            queue_in="storage" if c["QueueInStorage"] else "compute",
+            kms_key_arn="${BucketKey.Arn}" if c["UseKmsKey"] else None,
+            uploader_role_name="${UploaderRoleName}" if c["HasUploaderRole"] else None,
+            backfill_role_name="${BackfillRoleName}" if c["HasBackfillRole"] else None,
+            break_glass_role_name="${BreakGlassRoleName}" if c["HasBreakGlassRole"] else None,
+        )
+    )
+
+
+def _compute_spec(c: Combo) -> DeploySpec:
+    return DeploySpec(
+        **_names(
+            "${AWS::AccountId}",
+            "${StorageAccountId}",
+            queue_in="compute" if c["QueueInCompute"] else "storage",
+        )
+    )
+
+
+# Per template: its conditions (in the order Fn::If nests them) and the spec each combination renders.
+TEMPLATE_CONDITIONS: dict[str, tuple[tuple[str, ...], Callable[[Combo], DeploySpec]]] = {
+    "storage": (
+        (
+            "QueueInStorage",
+            "UseKmsKey",
+            "HasExternalId",
+            "HasUploaderRole",
+            "HasBackfillRole",
+            "HasBreakGlassRole",
+        ),
+        _storage_spec,
+    ),
+    "compute": (("QueueInCompute",), _compute_spec),
+}
 
 
 def substitute(node: Any) -> Any:
@@ -52,149 +116,86 @@ def substitute(node: Any) -> Any:
     return node
 
 
-def substitute_policy(document: Policy) -> Policy:
-    return {key: substitute(value) for key, value in document.items()}
+Variants = list[tuple[Combo, Any]]
 
 
-def with_conditions(base: Policy, variants: Sequence[tuple[str, Policy]]) -> Policy:
-    """One document from a base and per-condition variants: statements that differ become ``Fn::If``.
-
-    Statements are matched by ``Sid``; a statement a variant adds or changes is kept only when its
-    condition holds (falling back to the base statement, or to nothing).
-    """
-    base_statements = {s["Sid"]: s for s in base["Statement"]}
-    chosen: dict[str, Any] = {sid: substitute(s) for sid, s in base_statements.items()}
-    decided: dict[str, str] = {}
-    for condition, variant in variants:
-        for statement in variant["Statement"]:
-            sid = statement["Sid"]
-            if base_statements.get(sid) == statement:
-                continue
-            if sid in decided and decided[sid] != condition:
-                raise ValueError(f"statement {sid} depends on two conditions: {decided[sid]}, {condition}")
-            decided[sid] = condition
-            fallback = chosen.get(sid, _NO_VALUE)
-            chosen[sid] = {"Fn::If": [condition, substitute(statement), fallback]}
-    return {"Version": base["Version"], "Statement": list(chosen.values())}
-
-
-def _storage_trust() -> Policy:
-    principals = [f"{_COMPUTE_ROLE}${{TaskRoleName}}", f"{_COMPUTE_ROLE}${{LambdaRoleName}}"]
-    return with_conditions(
-        policies.trust_policy(principals),
-        [("HasExternalId", policies.trust_policy(principals, "${ExternalId}"))],
+def fold(variants: Variants, conditions: Sequence[str]) -> Any:
+    """One CloudFormation value from per-combination values: equal parts stay, differing parts become
+    ``Fn::If`` on a condition they depend on. Returns ``ABSENT`` where no combination has a value."""
+    values = [value for _, value in variants]
+    if all(value == values[0] for value in values[1:]) or all(v is ABSENT for v in values):
+        return ABSENT if values[0] is ABSENT else substitute(values[0])
+    if all(isinstance(v, dict) for v in values):
+        keys = _union([list(v) for v in values])
+        folded = {key: fold([(c, v.get(key, ABSENT)) for c, v in variants], conditions) for key in keys}
+        return {key: value for key, value in folded.items() if value is not ABSENT}
+    if all(isinstance(v, list) for v in values) and all(_keyable(v) for v in values):
+        keys = _union([[_key(item) for item in v] for v in values])
+        items = []
+        for key in keys:
+            item = fold([(c, _by_key(v).get(key, ABSENT)) for c, v in variants], conditions)
+            if item is not ABSENT:
+                items.append(item)
+        return items
+    condition = next((c for c in conditions if _depends_on(variants, c)), None) or next(
+        c for c in conditions if len({combo[c] for combo, _ in variants}) == 2
     )
-
-
-def _storage_permissions() -> Policy:
-    scope = StorageScope(
-        bucket="${BucketName}",
-        input_prefix="${InputPrefix}",
-        output_prefix="${OutputPrefix}",
-        partition=_PARTITION,
-    )
-    variants = [
-        ("QueueInStorage", replace(scope, queue_arn="${Queue.Arn}", dlq_arn="${DeadLetterQueue.Arn}")),
-        ("UseKmsKey", replace(scope, kms_key_arn="${BucketKey.Arn}")),
+    branches = [
+        fold([(c, v) for c, v in variants if c[condition] is flag], conditions) for flag in (True, False)
     ]
-    return with_conditions(
-        policies.role_permission_policy(scope),
-        [(name, policies.role_permission_policy(variant)) for name, variant in variants],
-    )
+    if all(branch is ABSENT for branch in branches):
+        return ABSENT
+    return {"Fn::If": [condition, *(_NO_VALUE if b is ABSENT else b for b in branches)]}
 
 
-def _bucket_policy() -> Policy:
-    named = ["${ThumbXRole.Arn}", _STORAGE_ADMIN]
-    return with_conditions(
-        policies.bucket_policy("${BucketName}", named, partition=_PARTITION),
-        [
-            (
-                "HasUploaderRole",
-                policies.bucket_policy(
-                    "${BucketName}",
-                    [*named, "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${UploaderRoleName}"],
-                    partition=_PARTITION,
-                ),
-            )
-        ],
-    )
+def _keyable(items: list[Any]) -> bool:
+    return all(isinstance(i, (str, int, bool)) or (isinstance(i, dict) and "Sid" in i) for i in items)
 
 
-def _storage_queue_policy() -> Policy:
-    return substitute_policy(
-        policies.queue_policy(
-            "${Queue.Arn}",
-            "${BucketName}",
-            "${AWS::AccountId}",
-            consumer_arns=[f"{_COMPUTE_ROLE}${{LambdaRoleName}}"],
-            partition=_PARTITION,
-        )
-    )
+def _key(item: Any) -> Hashable:
+    return ("sid", item["Sid"]) if isinstance(item, dict) else ("value", item)
 
 
-def _kms_key_policy() -> Policy:
-    return substitute_policy(
-        policies.kms_key_policy(
-            _STORAGE_ADMIN, ["${ThumbXRole.Arn}"], region="${AWS::Region}", partition=_PARTITION
-        )
-    )
+def _by_key(items: list[Any]) -> dict[Hashable, Any]:
+    return {_key(item): item for item in items}
 
 
-def _trail_bucket_policy() -> Policy:
-    trail = "arn:${AWS::Partition}:cloudtrail:${AWS::Region}:${AWS::AccountId}:trail/${AWS::StackName}-data"
-    return substitute_policy(
-        policies.trail_bucket_policy("${TrailBucket}", trail, "${AWS::AccountId}", partition=_PARTITION)
-    )
+def _union(orders: list[list[Hashable]]) -> list[Hashable]:
+    """Every key once, each after the key it follows in the first (longest) list that has it."""
+    merged: list[Hashable] = []
+    for order in sorted(orders, key=len, reverse=True):
+        for i, key in enumerate(order):
+            if key in merged:
+                continue
+            before = next((k for k in reversed(order[:i]) if k in merged), None)
+            merged.insert(0 if before is None else merged.index(before) + 1, key)
+    return merged
 
 
-# With the queue in A, A's roles read it and dead-letter to its DLQ with their own credentials
-# (THUMBX_QUEUE_CREDENTIALS=base); with the queue in B, ThumbXRole does both (storage permissions above).
-_LOCAL_QUEUE = policies.compute_identity_policy(
-    _REMOTE_THUMBX_ROLE, queue_arn="${Queue.Arn}", dlq_arn="${DeadLetterQueue.Arn}"
-)
+def _depends_on(variants: Variants, condition: str) -> bool:
+    """True when two combinations that differ only in ``condition`` have different values."""
+    by_rest: dict[tuple[tuple[str, bool], ...], dict[bool, Any]] = {}
+    for combo, value in variants:
+        rest = tuple(sorted((k, v) for k, v in combo.items() if k != condition))
+        by_rest.setdefault(rest, {})[combo[condition]] = value
+    return any(len(pair) == 2 and pair[True] != pair[False] for pair in by_rest.values())
 
 
-def _task_role() -> Policy:
-    return with_conditions(
-        policies.compute_identity_policy(_REMOTE_THUMBX_ROLE), [("QueueInCompute", _LOCAL_QUEUE)]
-    )
-
-
-def _lambda_role() -> Policy:
-    # The event source mapping polls with the function's role wherever the queue is.
-    return with_conditions(
-        policies.compute_identity_policy(_REMOTE_THUMBX_ROLE, queue_arn=_REMOTE_QUEUE),
-        [("QueueInCompute", _LOCAL_QUEUE)],
-    )
-
-
-def _compute_queue_policy() -> Policy:
-    return substitute_policy(
-        policies.queue_policy("${Queue.Arn}", "${BucketName}", "${StorageAccountId}", partition=_PARTITION)
-    )
-
-
-def _service_trust(service: str) -> Callable[[], Policy]:
-    def render() -> Policy:
-        return substitute_policy(policies.service_trust_policy(service, "${AWS::AccountId}"))
-
-    return render
-
-
-BLOCKS: dict[str, Callable[[], Policy]] = {
-    "storage/ThumbXRole/trust": _storage_trust,
-    "storage/ThumbXRole/permissions": _storage_permissions,
-    "storage/bucket-policy": _bucket_policy,
-    "storage/queue-policy": _storage_queue_policy,
-    "storage/kms-key-policy": _kms_key_policy,
-    "storage/trail-bucket-policy": _trail_bucket_policy,
-    "compute/task-role/trust": _service_trust("ecs-tasks.amazonaws.com"),
-    "compute/task-role/permissions": _task_role,
-    "compute/execution-role/trust": _service_trust("ecs-tasks.amazonaws.com"),
-    "compute/lambda-role/trust": _service_trust("lambda.amazonaws.com"),
-    "compute/lambda-role/permissions": _lambda_role,
-    "compute/queue-policy": _compute_queue_policy,
-}
+def template_document(template: str, name: str) -> Policy:
+    """The document ``name`` as the ``template`` ("storage" / "compute") carries it."""
+    conditions, spec_for = TEMPLATE_CONDITIONS[template]
+    variants: Variants = []
+    for flags in itertools.product((True, False), repeat=len(conditions)):
+        combo = dict(zip(conditions, flags, strict=True))
+        document = render_all(spec_for(combo)).get(name)
+        if document is not None:  # a document exists only where its resource does (same condition)
+            variants.append((combo, document))
+    if not variants:
+        raise ValueError(f"{template} template has no document {name!r}")
+    document = fold(variants, conditions)
+    if not isinstance(document, dict):
+        raise ValueError(f"{template} document {name!r} is not one mapping")
+    return document
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -205,10 +206,10 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 def render_block(name: str, indent: str) -> str:
-    try:
-        document = BLOCKS[name]()
-    except KeyError:
-        raise ValueError(f"unknown generated block {name!r}; known: {', '.join(BLOCKS)}") from None
+    template = name.split("/", 1)[0]
+    if template not in TEMPLATE_CONDITIONS:
+        raise ValueError(f"generated block {name!r} must start with storage/ or compute/")
+    document = template_document(template, name)
     body = yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, default_flow_style=False, width=120)
     lines = [f"{indent}# BEGIN GENERATED {name} (python -m worker.deploy_render; do not edit)"]
     lines.extend(f"{indent}{line}" for line in body.splitlines())
@@ -216,10 +217,17 @@ def render_block(name: str, indent: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _unmarked(text: str) -> str:
+    return re.sub(r"(# BEGIN GENERATED \S+) \(.*\)\n", r"\1\n", text)
+
+
 def render_template(text: str) -> str:
-    """``text`` with every generated block rewritten from :mod:`worker.policies`."""
-    fixed = re.sub(r"(# BEGIN GENERATED \S+) \(.*\)\n", r"\1\n", text)
-    return _BLOCK.sub(lambda m: render_block(m.group("name"), m.group("indent")), fixed)
+    """``text`` with every generated block rewritten from :func:`worker.deploy_spec.render_all`."""
+    return _BLOCK.sub(lambda m: render_block(m.group("name"), m.group("indent")), _unmarked(text))
+
+
+def generated_blocks(text: str) -> list[str]:
+    return [m.group("name") for m in _BLOCK.finditer(_unmarked(text))]
 
 
 # Parameter defaults flipped so that static scanners (which drop resources whose condition is false under
@@ -232,7 +240,10 @@ SCAN_VARIANTS: dict[str, dict[str, str]] = {
         "Versioning": '"true"',
         "ExternalId": "example-external-id",
         "UploaderRoleName": "ThumbXUploaderRole",
+        "BackfillRoleName": "ThumbXBackfillRole",
+        "BreakGlassRoleName": "ThumbXBreakGlassRole",
     },
+    "bootstrap": {"DeployStage": "bootstrap"},
 }
 
 
@@ -266,11 +277,14 @@ def example_documents() -> dict[str, Policy]:
         spec = DeploySpec(
             account_a="111111111111",
             account_b="222222222222",
+            bucket="thumbx-example",
+            admin_role_name="ThumbXAdminRole",
+            region="us-east-1",
             external_id="example-external-id",
             queue_in=queue_in,
             kms_key_arn="arn:aws:kms:us-east-1:222222222222:key/00000000-0000-0000-0000-000000000000",
         )
-        for name, document in policies.render_all(spec).items():
+        for name, document in render_all(spec).items():
             documents[f"queue-in-{queue_in}/{name}"] = document
     return documents
 
@@ -304,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.identity_dir is not None:
         args.identity_dir.mkdir(parents=True, exist_ok=True)
         for name, document in example_documents().items():
-            if name.split("/", 1)[1] in policies.IDENTITY_DOCUMENTS:
+            if name.split("/", 1)[1] in IDENTITY_DOCUMENTS:
                 target = args.identity_dir / (name.replace("/", "_") + ".json")
                 target.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     if args.scan_dir is not None:

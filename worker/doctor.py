@@ -60,7 +60,8 @@ def render_table(checks: Sequence[Check]) -> str:
 
 
 def evaluate_session_names(role: RoleSettings, pattern: str = SESSION_PATTERN) -> Check:
-    """The shipped trust admits only session names and source identities matching ``pattern``.
+    """The shipped trust admits only session names and source identities matching ``pattern``, and
+    requires a source identity.
 
     Emulators do not evaluate trust conditions, so a mismatch would only show on AWS: say it here.
     """
@@ -77,6 +78,8 @@ def evaluate_session_names(role: RoleSettings, pattern: str = SESSION_PATTERN) -
         return failed(
             name, f"{', '.join(wrong)} do(es) not match the trust's {pattern!r}: AWS refuses the AssumeRole"
         )
+    if role.source_identity is None:
+        return failed(name, "no source identity: the trust requires one, so AWS refuses the AssumeRole")
     return passed(name, f"session name and source identity match the trust's {pattern!r}")
 
 

@@ -1,8 +1,9 @@
-"""IAM documents (pure): the one source of truth for what thumbx may do.
+"""IAM documents for roles and queues (pure): what thumbx's identities may do.
 
 The same functions render the policies that ``thumbx demo`` provisions in the emulator, that
-``thumbx policies`` prints for review, and that the deployment templates in ``deploy/`` carry (they are
-written by ``python -m worker.deploy_render``). Nothing here talks to AWS.
+``thumbx policies`` prints for review, and that the deployment templates in ``deploy/`` carry (through
+:mod:`worker.deploy_spec`, the one place that composes a deployment's documents). The bucket's and the
+key's resource policies live in :mod:`worker.perimeter`. Nothing here talks to AWS.
 
 Every argument is a plain string, so a caller may pass CloudFormation substitutions such as
 ``${AWS::AccountId}``; the renderer wraps those strings in ``Fn::Sub``.
@@ -21,16 +22,6 @@ ROLE_NAME = "ThumbXRole"
 SESSION_PATTERN = "thumbx-*"  # role session names and source identities the trust admits
 MAX_SESSION_SECONDS = 3600  # role chaining (task/Lambda role -> ThumbXRole) caps sessions at one hour
 
-# Object-level actions: what the bucket policy keeps away from everyone but the named roles.
-DATA_ACTIONS = (
-    "s3:GetObject",
-    "s3:GetObjectVersion",
-    "s3:PutObject",
-    "s3:DeleteObject",
-    "s3:DeleteObjectVersion",
-    "s3:RestoreObject",
-    "s3:GetObjectAttributes",
-)
 # AWS authorises DeleteMessageBatch / ChangeMessageVisibilityBatch by sqs:DeleteMessage /
 # sqs:ChangeMessageVisibility; emulators check the batch names. The trailing wildcard matches only those
 # (and nothing else in AWS), so one document is right in both.
@@ -40,6 +31,10 @@ QUEUE_CONSUMER_ACTIONS = (
     "sqs:ChangeMessageVisibility*",
     "sqs:GetQueueAttributes",
 )
+# ThumbXRole's object actions. GetObjectVersion: the worker renders the exact version an event names.
+# No AbortMultipartUpload: thumbnails are single PUTs.
+READ_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion")
+WRITE_ACTIONS = ("s3:GetObject", "s3:PutObject")
 
 
 @dataclass(frozen=True)
@@ -53,6 +48,8 @@ class StorageScope:
     dlq_arn: str | None = None  # set when the worker dead-letters permanent failures itself
     kms_key_arn: str | None = None
     partition: str = "aws"
+    account_id: str | None = None  # B: every S3 statement then requires s3:ResourceAccount = B
+    region: str | None = None  # with kms_key_arn: the key is used only through S3 in this region
 
     @property
     def bucket_arn(self) -> str:
@@ -71,7 +68,7 @@ def queue_arn(account_id: str, queue_name: str, region: str, partition: str = "a
     return f"arn:{partition}:sqs:{region}:{account_id}:{queue_name}"
 
 
-def _refuse_broad(principal: str) -> None:
+def refuse_broad(principal: str) -> None:
     if principal.endswith(":root") or "*" in principal or principal.isdigit():
         raise ValueError(f"refusing a broad principal: {principal}")
 
@@ -84,14 +81,15 @@ def trust_policy(
 ) -> Policy:
     """ThumbXRole's trust: exactly the named principals (never ``:root``), optional ExternalId.
 
-    ``sts:AssumeRole`` is limited to session names matching ``session_pattern``; ``sts:SetSourceIdentity``
-    is granted in its own statement, limited to source identities matching the same pattern, so sessions
-    carry a source identity into CloudTrail. ``session_pattern=None`` drops both name conditions.
+    ``sts:AssumeRole`` requires a session name *and* a source identity matching ``session_pattern`` (an
+    AssumeRole without ``SourceIdentity`` is refused, so every session is attributable in CloudTrail);
+    ``sts:SetSourceIdentity``, which such a call also needs, is limited to the same pattern.
+    ``session_pattern=None`` drops the name conditions.
     """
     if not principal_arns:
         raise ValueError("trust_policy needs at least one principal ARN")
     for arn in principal_arns:
-        _refuse_broad(arn)
+        refuse_broad(arn)
     principals = {"AWS": sorted(principal_arns)}
     assume: Statement = {
         "Sid": "AssumeFromComputeAccount",
@@ -103,7 +101,10 @@ def trust_policy(
     if external_id:
         conditions["StringEquals"] = {"sts:ExternalId": external_id}
     if session_pattern:
-        conditions["StringLike"] = {"sts:RoleSessionName": session_pattern}
+        conditions["StringLike"] = {
+            "sts:RoleSessionName": session_pattern,
+            "sts:SourceIdentity": session_pattern,
+        }
     if conditions:
         assume["Condition"] = conditions
     source: Statement = {
@@ -124,30 +125,36 @@ def role_permission_policy(scope: StorageScope) -> Policy:
     queue lives in B and is read with the role's credentials.
     """
     objects = f"{scope.bucket_arn}/"
+    in_account = (
+        {"Condition": {"StringEquals": {"s3:ResourceAccount": scope.account_id}}} if scope.account_id else {}
+    )
     statements: list[Statement] = [
         {
             "Sid": "ReadSources",
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Action": list(READ_ACTIONS),
             "Resource": f"{objects}{scope.input_prefix}*",
+            **in_account,
         },
         {
             "Sid": "WriteThumbnails",
             "Effect": "Allow",
-            "Action": ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
+            "Action": list(WRITE_ACTIONS),
             "Resource": f"{objects}{scope.output_prefix}*",
+            **in_account,
         },
     ]
     statements += queue_statements(scope.queue_arn, scope.dlq_arn)
     if scope.kms_key_arn:
-        statements.append(
-            {
-                "Sid": "UseBucketKey",
-                "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": scope.kms_key_arn,
-            }
-        )
+        use: Statement = {
+            "Sid": "UseBucketKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": scope.kms_key_arn,
+        }
+        if scope.region:
+            use["Condition"] = {"StringEquals": {"kms:ViaService": f"s3.{scope.region}.amazonaws.com"}}
+        statements.append(use)
     return {"Version": VERSION, "Statement": statements}
 
 
@@ -199,43 +206,14 @@ def compute_identity_policy(
     return {"Version": VERSION, "Statement": statements}
 
 
-def bucket_policy(
-    bucket: str,
-    data_principal_arns: Sequence[str],
-    *,
-    partition: str = "aws",
-) -> Policy:
-    """B's bucket policy: deny any request without TLS; deny object access to everyone not named.
-
-    The policy grants nothing (same-account roles get access from their identity policies); it only
-    denies. ``aws:PrincipalArn`` is the role ARN for assumed-role sessions, so naming ThumbXRole and the
-    admin role admits every session of those roles and nobody else, whatever their identity policies say.
-    """
-    if not data_principal_arns:
-        raise ValueError("bucket_policy needs the principals allowed to touch objects")
-    for arn in data_principal_arns:
-        _refuse_broad(arn)
-    arn = bucket_arn(bucket, partition)
+def _deny_insecure_queue_transport(queue: str) -> Statement:
     return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
-            {
-                "Sid": "DenyDataAccessToOthers",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": list(DATA_ACTIONS),
-                "Resource": f"{arn}/*",
-                "Condition": {"ArnNotEquals": {"aws:PrincipalArn": sorted(data_principal_arns)}},
-            },
-        ],
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:*",
+        "Resource": queue,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
 
 
@@ -264,18 +242,11 @@ def queue_policy(
                 "StringEquals": {"aws:SourceAccount": bucket_account},
             },
         },
-        {
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "sqs:*",
-            "Resource": queue,
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        },
+        _deny_insecure_queue_transport(queue),
     ]
     if consumer_arns:
         for arn in consumer_arns:
-            _refuse_broad(arn)
+            refuse_broad(arn)
         statements.insert(
             1,
             {
@@ -289,166 +260,10 @@ def queue_policy(
     return {"Version": VERSION, "Statement": statements}
 
 
-def kms_key_policy(
-    admin_role_arn: str,
-    user_role_arns: Sequence[str],
-    *,
-    region: str,
-    partition: str = "aws",
-) -> Policy:
-    """The bucket key's policy: the admin role administers it; ThumbXRole uses it only through S3.
-
-    No ``:root`` statement: key administration is delegated to the named admin role, so deploy the key
-    with that role (KMS refuses a policy that would lock out its caller).
-    """
-    for arn in (admin_role_arn, *user_role_arns):
-        _refuse_broad(arn)
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "AdministerKey",
-                "Effect": "Allow",
-                "Principal": {"AWS": admin_role_arn},
-                "Action": "kms:*",
-                "Resource": "*",
-            },
-            {
-                "Sid": "UseKeyThroughS3",
-                "Effect": "Allow",
-                "Principal": {"AWS": sorted(user_role_arns)},
-                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": "*",
-                "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}},
-            },
-        ],
-    }
-
-
-def trail_bucket_policy(
-    trail_bucket: str, trail_arn: str, account_id: str, *, partition: str = "aws"
-) -> Policy:
-    """The CloudTrail log bucket's policy: CloudTrail may write, for this trail only, over TLS only."""
-    arn = bucket_arn(trail_bucket, partition)
-    source = {"StringEquals": {"aws:SourceArn": trail_arn}}
-    return {
-        "Version": VERSION,
-        "Statement": [
-            {
-                "Sid": "CloudTrailAclCheck",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                "Action": "s3:GetBucketAcl",
-                "Resource": arn,
-                "Condition": source,
-            },
-            {
-                "Sid": "CloudTrailWrite",
-                "Effect": "Allow",
-                "Principal": {"Service": "cloudtrail.amazonaws.com"},
-                "Action": "s3:PutObject",
-                "Resource": f"{arn}/AWSLogs/{account_id}/*",
-                "Condition": {
-                    "StringEquals": {
-                        "aws:SourceArn": trail_arn,
-                        "s3:x-amz-acl": "bucket-owner-full-control",
-                    }
-                },
-            },
-            {
-                "Sid": "DenyInsecureTransport",
-                "Effect": "Deny",
-                "Principal": "*",
-                "Action": "s3:*",
-                "Resource": [arn, f"{arn}/*"],
-                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-            },
-        ],
-    }
-
-
-@dataclass(frozen=True)
-class DeploySpec:
-    """Everything the documents of one deployment depend on (names as the templates default them)."""
-
-    account_a: str
-    account_b: str
-    bucket: str = "thumbx-storage"
-    region: str = "us-east-1"
-    external_id: str | None = None
-    queue_in: str = "storage"  # "storage" (account B) or "compute" (account A)
-    queue_name: str = "thumbx-events"
-    role_name: str = ROLE_NAME
-    task_role_name: str = "ThumbXWorkerTaskRole"
-    lambda_role_name: str = "ThumbXLambdaRole"
-    admin_role_name: str = "ThumbXAdminRole"
-    input_prefix: str = "input/"
-    output_prefix: str = "thumbnails/"
-    kms_key_arn: str | None = None
-    partition: str = "aws"
-
-    def __post_init__(self) -> None:
-        if self.queue_in not in ("storage", "compute"):
-            raise ValueError(f"queue_in must be 'storage' or 'compute', not {self.queue_in!r}")
-
-    @property
-    def queue_account(self) -> str:
-        return self.account_b if self.queue_in == "storage" else self.account_a
-
-    @property
-    def queue_arn(self) -> str:
-        return queue_arn(self.queue_account, self.queue_name, self.region, self.partition)
-
-    def role(self, account: str, name: str) -> str:
-        return role_arn(account, name, self.partition)
-
-
-def render_all(spec: DeploySpec) -> dict[str, Policy]:
-    """Every document of a deployment, keyed by where it goes (what ``thumbx policies`` prints)."""
-    thumbx_role = spec.role(spec.account_b, spec.role_name)
-    task_role = spec.role(spec.account_a, spec.task_role_name)
-    lambda_role = spec.role(spec.account_a, spec.lambda_role_name)
-    admin_role = spec.role(spec.account_b, spec.admin_role_name)
-    in_storage = spec.queue_in == "storage"
-    scope = StorageScope(
-        bucket=spec.bucket,
-        input_prefix=spec.input_prefix,
-        output_prefix=spec.output_prefix,
-        queue_arn=spec.queue_arn if in_storage else None,
-        kms_key_arn=spec.kms_key_arn,
-        partition=spec.partition,
-    )
-    documents: dict[str, Policy] = {
-        "storage/ThumbXRole/trust": trust_policy([task_role, lambda_role], spec.external_id),
-        "storage/ThumbXRole/permissions": role_permission_policy(scope),
-        "storage/bucket-policy": bucket_policy(
-            spec.bucket, [thumbx_role, admin_role], partition=spec.partition
-        ),
-        "compute/task-role/permissions": compute_identity_policy(
-            thumbx_role, queue_arn=None if in_storage else spec.queue_arn
-        ),
-        "compute/lambda-role/permissions": compute_identity_policy(thumbx_role, queue_arn=spec.queue_arn),
-    }
-    queue_doc = queue_policy(
-        spec.queue_arn,
-        spec.bucket,
-        spec.account_b,
-        consumer_arns=[lambda_role] if in_storage else (),
-        partition=spec.partition,
-    )
-    documents[f"{spec.queue_in}/queue-policy"] = queue_doc
-    if spec.kms_key_arn:
-        documents["storage/kms-key-policy"] = kms_key_policy(
-            admin_role, [thumbx_role], region=spec.region, partition=spec.partition
-        )
-    return documents
-
-
-IDENTITY_DOCUMENTS = (
-    "storage/ThumbXRole/permissions",
-    "compute/task-role/permissions",
-    "compute/lambda-role/permissions",
-)
+def dead_letter_queue_policy(dlq: str) -> Policy:
+    """The DLQ's policy: nothing without TLS. Its senders are granted by their identity policies (the
+    worker's queue credentials, same account) and SQS's own redrive needs no grant."""
+    return {"Version": VERSION, "Statement": [_deny_insecure_queue_transport(dlq)]}
 
 
 def service_trust_policy(service: str, account_id: str) -> Policy:

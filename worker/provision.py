@@ -162,6 +162,7 @@ def provision(
         output_prefix=names.output_prefix,
         queue_arn=None if queue_in_a else queue_arn,
         dlq_arn=None if queue_in_a else dlq_arn,
+        account_id=account_b,
     )
     iam_b.put_role_policy(
         RoleName=names.role_name,

@@ -187,7 +187,10 @@ def test_the_emulator_carries_the_shipped_documents(deployment: Deployment) -> N
     iam = admin_client(deployment, "iam")
     stored = iam.get_role_policy(RoleName="ThumbXRole", PolicyName="thumbx-least-privilege")["PolicyDocument"]
     scope = policies.StorageScope(
-        bucket=deployment.bucket, queue_arn=deployment.queue_arn, dlq_arn=deployment.dlq_arn
+        bucket=deployment.bucket,
+        queue_arn=deployment.queue_arn,
+        dlq_arn=deployment.dlq_arn,
+        account_id=deployment.account_b,
     )
     assert stored == policies.role_permission_policy(scope)
     trust = iam.get_role(RoleName="ThumbXRole")["Role"]["AssumeRolePolicyDocument"]

@@ -184,12 +184,14 @@ def test_permanent_failures_are_dead_lettered_by_whoever_reads_the_queue(
         assert env["THUMBX_DLQ_URL"]["Fn::If"][0] == "QueueInCompute"
         assert local == {"Ref": "DeadLetterQueue"}
         assert remote["Fn::Sub"].endswith("/${StorageAccountId}/${QueueName}-dlq")
-    dlq = {"Fn::Sub": "${DeadLetterQueue.Arn}"}
+    dlq = {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${QueueName}-dlq"}
     for role in ("TaskRole", "LambdaRole"):  # queue in A: base credentials send
         (policy,) = _props(compute, role)["Policies"]
         assert _dlq_senders(policy["PolicyDocument"]["Statement"]) == {"QueueInCompute": dlq}, role
     thumbx_role = _props(storage, "ThumbXRolePolicy")["PolicyDocument"]["Statement"]
     assert _dlq_senders(thumbx_role) == {"QueueInStorage": dlq}  # queue in B: ThumbXRole sends
+    for template in (storage, compute):  # the DLQ's own name, as the queue's RedrivePolicy targets it
+        assert _props(template, "DeadLetterQueue")["QueueName"] == {"Fn::Sub": "${QueueName}-dlq"}
 
 
 def test_lambda_event_source_reports_partial_failures_with_bounded_concurrency(
@@ -238,7 +240,7 @@ def test_every_checkov_skip_is_justified(name: str) -> None:
 
 def test_scan_variants_flip_defaults_so_every_conditional_resource_is_scanned(tmp_path: Path) -> None:
     written = deploy_render.write_scan_variants(DEPLOY_DIR, tmp_path)
-    assert len(written) == 2 * len(TEMPLATES)
+    assert len(written) == len(deploy_render.SCAN_VARIANTS) * len(TEMPLATES)
     flipped, _ = decode_str((tmp_path / "queue-in-storage-kms" / STORAGE).read_text())
     assert flipped["Parameters"]["QueuePlacement"]["Default"] == "storage"
     assert flipped["Parameters"]["KmsEncryption"]["Default"] == "true"

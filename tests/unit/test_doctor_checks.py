@@ -25,7 +25,7 @@ from worker.doctor import (
     unknown,
 )
 from worker.doctor_probe import is_emulator
-from worker.policies import bucket_policy
+from worker.perimeter import BucketPrincipals, bucket_policy
 
 QUEUE = "arn:aws:sqs:us-east-1:222222222222:thumbx-events"
 
@@ -79,7 +79,8 @@ def test_eventbridge_delivery_is_flagged() -> None:
 
 
 def test_tls_deny_recognised_in_the_shipped_policy_and_its_absence_judged_by_environment() -> None:
-    shipped = json.dumps(bucket_policy("photos", ["arn:aws-cn:iam::2:role/ThumbXRole"], partition="aws-cn"))
+    principals = BucketPrincipals("arn:aws-cn:iam::2:role/ThumbXRole", ["arn:aws-cn:iam::2:role/Admin"])
+    shipped = json.dumps(bucket_policy("photos", principals, partition="aws-cn"))
     assert evaluate_bucket_policy(shipped, "photos").status is Status.PASSED
     assert evaluate_bucket_policy(None, "photos").status is Status.FAILED
     assert evaluate_bucket_policy(None, "photos", emulator=True).status is Status.NOT_CHECKABLE
@@ -94,7 +95,7 @@ def test_tls_deny_recognised_in_the_shipped_policy_and_its_absence_judged_by_env
         ]
     }
     assert evaluate_bucket_policy(json.dumps(allow_only), "photos").status is Status.FAILED
-    other_bucket = bucket_policy("elsewhere", ["arn:aws:iam::2:role/ThumbXRole"])
+    other_bucket = bucket_policy("elsewhere", principals)
     assert evaluate_bucket_policy(json.dumps(other_bucket), "photos").status is Status.FAILED
 
 
@@ -159,4 +160,6 @@ def test_session_names_outside_the_trust_pattern_fail_before_aws_refuses() -> No
     assert check.status is Status.FAILED
     assert "THUMBX_SESSION_NAME 'batch-job'" in check.detail
     assert "THUMBX_SOURCE_IDENTITY 'batch-job'" in check.detail
-    assert evaluate_session_names(replace(role, source_identity=None)).status is Status.PASSED
+    missing = evaluate_session_names(replace(role, source_identity=None))
+    assert missing.status is Status.FAILED
+    assert "requires one" in missing.detail

@@ -1,0 +1,1 @@
+"""Offline IAM evaluation of thumbx's documents (make check-deploy)."""
