@@ -278,6 +278,10 @@ def summarise(
         results["core_vs_fastest_peer_cpu_ratio"] = round(ratio, 3)
         results["target"] = "core CPU <= 0.87x the fastest peer's"
         results["target_met"] = ratio <= 0.87
+    sharp = results["contenders"].get("sharp-one-decode")
+    if sharp and "core" in results["contenders"]:  # issue 14 states its target against this one, too
+        ratio = results["contenders"]["core"]["cpu_s"] / sharp["cpu_s"]
+        results["core_vs_sharp_one_decode_cpu_ratio"] = round(ratio, 3)
     return results
 
 
@@ -304,6 +308,10 @@ def report(results: dict[str, Any], rows: list[Contender]) -> str:
         lines.append(
             f"core / fastest peer ({results['fastest_peer']}): {ratio:.2f}x CPU; target <= 0.87x: {met}"
         )
+    if "core_vs_sharp_one_decode_cpu_ratio" in results:
+        ratio = results["core_vs_sharp_one_decode_cpu_ratio"]
+        met = "met" if ratio <= 0.87 else "missed"
+        lines.append(f"core / sharp's one-decode cascade: {ratio:.2f}x CPU; target <= 0.87x: {met}")
     failures = {k: v["failures"] for k, v in results["contenders"].items() if v["failures"]}
     if failures:
         lines.append(f"photos a contender failed to render (their CPU is in the figure): {failures}")

@@ -29,11 +29,11 @@ from typing import Any
 
 os.environ.setdefault("VIPS_CONCURRENCY", "1")
 
-import pyvips  # noqa: E402
+import pyvips
 
-from bench.common import corpus_photos, median, table  # noqa: E402
-from worker.imaging import Limits, core, render  # noqa: E402
-from worker.presets import parse_presets  # noqa: E402
+from bench.common import corpus_photos, median, table
+from worker.imaging import Limits, core, render
+from worker.presets import parse_presets
 
 SIZES = (1024, 512, 128)
 PRESETS = parse_presets(",".join(f"s{s}:{s}:jpeg:q=80" for s in SIZES))
@@ -194,8 +194,8 @@ def main() -> None:
             samples[name].append(1000 * s / len(photos))
     base = median(samples["core"])
     rows = [[k, round(median(v), 1), round(median(v) - base, 1)] for k, v in samples.items()]
-    print(table(f"CPU ms per photo, {len(photos)} photos, median of {args.rounds}", ["variant", "ms", "vs core"],
-                rows))  # fmt: skip
+    title = f"CPU ms per photo, {len(photos)} photos, median of {args.rounds}"
+    print(table(title, ["variant", "ms", "vs core"], rows))
     diffs = [max(mad(a, b) for a, b in zip(v_core(d), v_lean(d), strict=True)) for d in photos]
     print(f"lean vs core outputs, mean abs difference per photo (worst size): median {median(diffs):.2f},"
           f" max {max(diffs):.2f}")  # fmt: skip

@@ -106,6 +106,9 @@ def summary(results: dict[str, Any]) -> str:
         if "core_vs_fastest_peer_cpu_ratio" in r:
             add(f"core CPU vs fastest peer ({r['fastest_peer']})", r["core_vs_fastest_peer_cpu_ratio"],
                 "<= 0.87x", r["target_met"])  # fmt: skip
+        if "core_vs_sharp_one_decode_cpu_ratio" in r:
+            ratio = r["core_vs_sharp_one_decode_cpu_ratio"]
+            add("core CPU vs sharp one-decode cascade", ratio, "<= 0.87x", ratio <= 0.87)
     else:
         add("peers (make bench-peers)", peers.get("status", "-"), "", None)
     pipe = results.get("pipeline", {})
