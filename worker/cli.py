@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from worker import __version__
 from worker.errors import ConfigError
+from worker.settings import unknown_names
 
 COMMANDS = (
     "worker.cmd_worker",
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for warning in unknown_names(os.environ):
+        print(f"thumbx: warning: {warning}", file=sys.stderr)
     try:
         return int(args.func(args))
     except ConfigError as exc:

@@ -10,15 +10,14 @@ shape as the bucket's ``thumbnails/<key>/<preset>.<ext>``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from worker.config import load_limits
+from worker.config import load_limits, load_presets
 from worker.errors import ConfigError, ImageError
-from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
+from worker.presets import Preset, parse_presets
 
 
 def register(subparsers: Any) -> None:
@@ -77,8 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _presets(args: argparse.Namespace) -> tuple[Preset, ...]:
     variable = "--presets" if args.presets else "THUMBX_PRESETS"
-    spec = args.presets or os.environ.get("THUMBX_PRESETS", "").strip() or DEFAULT_PRESETS
-    presets = parse_presets(spec, variable=variable)
+    presets = parse_presets(args.presets, variable=variable) if args.presets else load_presets()
     if not args.preset:
         return presets
     chosen = tuple(p for p in presets if p.name in set(args.preset))
