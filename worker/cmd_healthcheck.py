@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("healthcheck", help="exit 0 if the local worker is healthy (or ready)")
     parser.add_argument("--ready", action="store_true", help="check /readyz instead of /healthz")
     parser.add_argument("--url", help="full URL to check (default: from THUMBX_HEALTH_HOST/PORT)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
     parser.set_defaults(func=run)
 
 

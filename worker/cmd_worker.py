@@ -17,10 +17,17 @@ from worker.errors import ConfigError
 from worker.malloc import cap_malloc_arenas
 from worker.observability import configure_logging
 from worker.pipeline import Renderer
+from worker.settings import help_text
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("worker", help="consume S3 events from SQS and write thumbnails")
+    parser = subparsers.add_parser(
+        "worker",
+        help="consume S3 events from SQS and write thumbnails",
+        description="The long-running service (also: python -m worker). It takes no options: it is "
+        "configured\nfrom the environment below (README: The service); SIGTERM drains it and exits 0.",
+        epilog=help_text("worker"),
+    )
     parser.set_defaults(func=run)
 
 
