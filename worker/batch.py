@@ -123,7 +123,7 @@ def dead_letter_attributes(message_id: str, outcomes: Sequence[Outcome]) -> dict
         "thumbx-reason": first.reason,
         "thumbx-detail": first.detail or first.reason,
         "thumbx-key": first.key or "-",
-        "thumbx-failed-records": ",".join(str(i) for i in failed),
+        "thumbx-failed-record-indexes": ",".join(str(i) for i in failed),
         "thumbx-records": str(len(outcomes)),
         "thumbx-source-message-id": message_id,
     }

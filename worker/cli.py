@@ -22,6 +22,7 @@ COMMANDS = (
     "worker.cmd_healthcheck",
     "worker.cmd_render",
     "worker.cmd_backfill",
+    "worker.cmd_dlq",
 )
 
 

@@ -27,6 +27,7 @@ from worker.errors import ConfigError, ThumbxError
 from worker.observability import configure_logging
 from worker.policies import StorageScope
 from worker.service import client_config
+from worker.settings import with_flag
 from worker.storage import S3Store
 
 log = structlog.get_logger(__name__)
@@ -150,14 +151,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 FLAGS = {"THUMBX_BUCKET": "--bucket", "THUMBX_QUEUE_URL": "--queue-url"}
-
-
-def with_flag(message: str, flags: dict[str, str]) -> str:
-    """``THUMBX_X: problem`` -> ``--x / THUMBX_X: problem`` for a variable a flag can also set."""
-    for variable, flag in flags.items():
-        if message.startswith(f"{variable}:"):
-            return f"{flag} / {message}"
-    return message
 
 
 def _since(text: str) -> Any:

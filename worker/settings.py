@@ -230,18 +230,19 @@ class Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
 
-    def _raw(self, name: str) -> str | None:
+    def _raw(self, name: str, *, required: bool | None = None) -> str | None:
         setting = BY_NAME[name]
+        required = setting.required if required is None else required
         raw = self.env.get(name)
         value = None if raw is None else raw.strip()
         if value == "":
-            if setting.required:
+            if required:
                 raise with_example(setting, f"{name}: required but empty")
             if setting.default is not None:
                 raise with_example(setting, f"{name}: set but empty (unset it for the default)")
             return None  # optional with no default: empty is the same as unset (templates pass "")
         if value is None:
-            if setting.required:
+            if required:
                 raise with_example(setting, f"{name}: required but not set")
             return None
         if setting.needs and not self.env.get(setting.needs, "").strip():
@@ -251,8 +252,10 @@ class Reader:
     def given(self, name: str) -> bool:
         return bool(self.env.get(name, "").strip())
 
-    def optional(self, name: str) -> str | None:
-        value = self._raw(name)
+    def optional(self, name: str, *, required: bool | None = None) -> str | None:
+        """The validated value, or None when unset; ``required`` overrides the table (a command that
+        needs only some of the worker's settings)."""
+        value = self._raw(name, required=required)
         if value is not None:
             self._check(BY_NAME[name], value)
         return value
@@ -335,6 +338,14 @@ def _netloc(url: str) -> tuple[str, int]:
     host = (parts.hostname or "").lower()
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return ("loopback" if host in _LOOPBACK else host, port)
+
+
+def with_flag(message: str, flags: Mapping[str, str]) -> str:
+    """``THUMBX_X: problem`` -> ``--x / THUMBX_X: problem`` for a variable a command's flag can also set."""
+    for variable, flag in flags.items():
+        if message.startswith(f"{variable}:"):
+            return f"{flag} / {message}"
+    return message
 
 
 def unknown_names(env: Mapping[str, str]) -> list[str]:
