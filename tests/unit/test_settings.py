@@ -211,3 +211,16 @@ def test_a_hand_edit_of_the_readme_table_is_caught_and_repaired(
 def test_the_markdown_table_has_one_row_per_setting() -> None:
     rows = markdown_table().splitlines()[2:]
     assert [row.split("`")[1] for row in rows] == [s.name for s in SETTINGS]
+
+
+def test_healthcheck_reads_the_health_settings_as_the_worker_does(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli import main
+
+    monkeypatch.setenv("THUMBX_HEALTH_PORT", "80800")
+    assert main(["healthcheck"]) == 2
+    assert capsys.readouterr().err == (
+        "thumbx: configuration error: THUMBX_HEALTH_PORT: 80800 is outside 0..65535;"
+        " e.g. THUMBX_HEALTH_PORT=8080\n"
+    )
