@@ -249,9 +249,6 @@ class Reader:
             raise with_example(BY_NAME[setting.needs], f"{name}: has no effect without {setting.needs}")
         return value
 
-    def given(self, name: str) -> bool:
-        return bool(self.env.get(name, "").strip())
-
     def optional(self, name: str, *, required: bool | None = None) -> str | None:
         """The validated value, or None when unset; ``required`` overrides the table (a command that
         needs only some of the worker's settings)."""

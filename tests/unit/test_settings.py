@@ -133,6 +133,13 @@ def test_a_bad_value_gives_one_line_naming_it_with_a_valid_example(
     assert _error(BASE | override) == expected
 
 
+def test_the_settings_dataclass_defaults_agree_with_the_table() -> None:
+    from worker.config import RoleSettings, Settings
+
+    loaded = load_settings(BASE | {"THUMBX_RENDER_THREADS": "2", "THUMBX_ROLE_ARN": ROLE})
+    assert loaded == Settings(QUEUE, "images-b", role=RoleSettings(ROLE), render_threads=2)
+
+
 def test_an_empty_optional_value_without_default_means_unset() -> None:
     # the templates pass ExternalId="" when none is configured
     settings = load_settings(BASE | {"THUMBX_ROLE_ARN": ROLE, "THUMBX_EXTERNAL_ID": "", "THUMBX_DLQ_URL": ""})
