@@ -11,7 +11,7 @@ from typing import Any
 
 from worker import __version__
 from worker.errors import ConfigError
-from worker.settings import unknown_names
+from worker.settings import warnings
 
 COMMANDS = (
     "worker.cmd_worker",
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         usage = getattr(args, "usage_of", parser)
         usage.print_help(sys.stderr)
         return 2
-    for warning in unknown_names(os.environ):
+    for warning in warnings(os.environ):
         print(f"thumbx: warning: {warning}", file=sys.stderr)
     try:
         return int(args.func(args))

@@ -93,7 +93,7 @@ SETTINGS: tuple[Setting, ...] = (
             "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs-dlq"),
     Setting("THUMBX_REGION", "text", "region for every client", "eu-west-1", default="us-east-1",
             shown_default="`AWS_REGION`, then `AWS_DEFAULT_REGION`, else `us-east-1`"),
-    Setting("THUMBX_ENDPOINT_URL", "url", "an emulator's endpoint (moto, LocalStack); queue URLs must use "
+    Setting("THUMBX_ENDPOINT_URL", "url", "an emulator's endpoint (moto, LocalStack); queue URLs should use "
             "its host", "http://127.0.0.1:4566"),
     # --- credentials
     Setting("THUMBX_ROLE_ARN", "role_arn", "ThumbXRole in B; unset means \"use the base credentials\"",
@@ -308,21 +308,25 @@ class Reader:
 
 
 def check_queue_host(name: str, queue_url: str, endpoint_url: str | None) -> None:
-    """A queue URL must point where the SQS client sends its requests (the endpoint, or AWS)."""
+    """Without THUMBX_ENDPOINT_URL the SQS client talks to AWS: a queue URL elsewhere cannot be meant."""
     host = (urlsplit(queue_url).hostname or "").lower()
-    if endpoint_url is None:
-        if not _AWS_HOST.search(host):
-            raise ConfigError(
-                f"{name}: host {host!r} is not AWS and THUMBX_ENDPOINT_URL is unset (requests would go to "
-                f"AWS); e.g. THUMBX_ENDPOINT_URL={_origin(queue_url)}"
-            )
-        return
-    if _netloc(queue_url) != _netloc(endpoint_url):
-        queue, endpoint = urlsplit(queue_url), urlsplit(endpoint_url)
+    if endpoint_url is None and not _AWS_HOST.search(host):
         raise ConfigError(
-            f"{name}: host {queue.netloc!r} differs from THUMBX_ENDPOINT_URL's {endpoint.netloc!r}; "
-            f"e.g. {name}={_origin(endpoint_url)}{queue.path}"
+            f"{name}: host {host!r} is not AWS and THUMBX_ENDPOINT_URL is unset (requests would go to "
+            f"AWS); e.g. THUMBX_ENDPOINT_URL={_origin(queue_url)}"
         )
+
+
+def queue_host_warning(name: str, queue_url: str, endpoint_url: str | None) -> str | None:
+    """A queue URL on another host than THUMBX_ENDPOINT_URL: the requests go to the endpoint. Legitimate
+    behind a proxy or a VPC endpoint, a mistake otherwise: flagged, not refused."""
+    if endpoint_url is None or _netloc(queue_url) == _netloc(endpoint_url):
+        return None
+    queue, endpoint = urlsplit(queue_url), urlsplit(endpoint_url)
+    return (
+        f"{name}: host {queue.netloc!r} differs from THUMBX_ENDPOINT_URL's {endpoint.netloc!r}; requests go "
+        f"to the endpoint (if not meant: {name}={_origin(endpoint_url)}{queue.path})"
+    )
 
 
 def _origin(url: str) -> str:
@@ -356,6 +360,24 @@ def unknown_names(env: Mapping[str, str]) -> list[str]:
         hint = f" (did you mean THUMBX_{close[0]}?)" if close else " (see `thumbx worker --help`)"
         warnings.append(f"{name} is not a thumbx setting and is ignored{hint}")
     return warnings
+
+
+def warnings(env: Mapping[str, str]) -> list[str]:
+    """What is worth a word without refusing to start: unknown names, a queue host off the endpoint."""
+    found = unknown_names(env)
+    endpoint = env.get("THUMBX_ENDPOINT_URL", "").strip() or None
+    for name in ("THUMBX_QUEUE_URL", "THUMBX_DLQ_URL"):
+        url = env.get(name, "").strip()
+        if (
+            url
+            and endpoint
+            and not _problem(BY_NAME[name], url)
+            and not _problem(BY_NAME["THUMBX_ENDPOINT_URL"], endpoint)
+        ):
+            warning = queue_host_warning(name, url, endpoint)
+            if warning:
+                found.append(warning)
+    return found
 
 
 # --- rendering the table: README block and --help epilog

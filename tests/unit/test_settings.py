@@ -105,14 +105,6 @@ def test_every_example_in_the_table_is_a_valid_value(setting: table.Setting) -> 
             " go to AWS); e.g. THUMBX_ENDPOINT_URL=http://127.0.0.1:5000",
         ),
         (
-            {
-                "THUMBX_QUEUE_URL": "http://127.0.0.1:5000/222222222222/thumbx-jobs",
-                "THUMBX_ENDPOINT_URL": "http://127.0.0.1:4566",
-            },
-            "THUMBX_QUEUE_URL: host '127.0.0.1:5000' differs from THUMBX_ENDPOINT_URL's '127.0.0.1:4566';"
-            " e.g. THUMBX_QUEUE_URL=http://127.0.0.1:4566/222222222222/thumbx-jobs",
-        ),
-        (
             {"THUMBX_PRESETS": "sm:128:gif"},
             "THUMBX_PRESETS: preset 'sm' format 'gif' is not one of jpeg, webp, png, avif;"
             " e.g. THUMBX_PRESETS=sm:128:webp,lg:1024:jpeg:q=85",
@@ -158,6 +150,21 @@ def test_emulator_urls_on_the_endpoint_host_are_accepted() -> None:
         }
     )
     assert settings.endpoint_url == "http://localhost:4566"
+
+
+def test_a_queue_host_off_the_endpoint_is_flagged_but_accepted() -> None:
+    env = BASE | {
+        "THUMBX_QUEUE_URL": "http://127.0.0.1:5000/222222222222/thumbx-jobs",
+        "THUMBX_DLQ_URL": "http://localhost:4566/222222222222/thumbx-jobs-dlq",  # loopback names are one host
+        "THUMBX_ENDPOINT_URL": "http://127.0.0.1:4566",  # e.g. a proxy in front of the emulator
+    }
+    assert load_settings(env).queue_url == env["THUMBX_QUEUE_URL"]
+    assert table.warnings(env) == [
+        "THUMBX_QUEUE_URL: host '127.0.0.1:5000' differs from THUMBX_ENDPOINT_URL's '127.0.0.1:4566';"
+        " requests go to the endpoint (if not meant:"
+        " THUMBX_QUEUE_URL=http://127.0.0.1:4566/222222222222/thumbx-jobs)"
+    ]
+    assert table.warnings(env | {"THUMBX_ENDPOINT_URL": "127.0.0.1:4566"}) == []  # refused elsewhere
 
 
 def test_unknown_names_are_warned_about_with_the_closest_known_name() -> None:
