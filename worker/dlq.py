@@ -5,11 +5,12 @@ A dead letter is either a body the worker sent with ``thumbx-reason`` / ``thumbx
 ``maxReceiveCount`` (no thumbx attributes: reason ``redrive_policy``). Listing receives every message under
 a short hold and then makes it visible again at once; nothing is deleted.
 
-Redrive without a reason filter asks SQS to do the move (``StartMessageMoveTask``, paced by SQS itself);
-where that is not available (emulators, an error) or with ``--reason``, it receives a batch, sends the
-matching bodies to the queue, deletes only what was sent, and releases the rest at the end. Paced by
-``rate`` messages per second. Safe to re-run: what was moved is gone from the DLQ; a crash between send and
-delete sends one body twice, which the worker absorbs (deterministic keys, already-rendered skip).
+Redrive of everything (no ``--reason``, no ``--limit``) asks SQS to do the move (``StartMessageMoveTask``,
+paced by SQS itself); where that is not available (emulators, an error) or with a filter, it receives a
+batch, sends the matching bodies to the queue, deletes only what was sent, and releases the rest at the
+end, paced to ``rate`` messages per second. Safe to re-run: what was moved is gone from the DLQ; a crash
+between send and delete sends one body twice, which the worker absorbs (deterministic keys,
+already-rendered skip).
 """
 
 from __future__ import annotations
