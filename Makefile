@@ -19,6 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m worker.settings --check  # README's configuration table == worker/settings.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

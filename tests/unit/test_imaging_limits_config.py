@@ -4,7 +4,10 @@ from worker.config import load_limits, load_settings
 from worker.errors import ConfigError
 from worker.limits import DEFAULT_LIMITS, estimate_peak_bytes
 
-BASE = {"THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/thumbx", "THUMBX_BUCKET": "b"}
+BASE = {
+    "THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/thumbx",
+    "THUMBX_BUCKET": "images-b",
+}
 
 
 def test_limits_default_to_the_documented_values() -> None:

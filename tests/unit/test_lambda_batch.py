@@ -138,7 +138,7 @@ async def test_dead_letter_attributes_name_the_failed_records_of_a_multi_record_
         "thumbx-reason": "corrupt_image",
         "thumbx-detail": "cannot decode: not a JPEG",
         "thumbx-key": "input/bad.jpg",
-        "thumbx-failed-records": "1",
+        "thumbx-failed-record-indexes": "1",
         "thumbx-records": "2",
         "thumbx-source-message-id": "m1",
     }
