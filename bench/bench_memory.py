@@ -71,10 +71,12 @@ class MemoryStore:
         self._sources = sources
         self.written = 0
 
-    async def get(self, bucket: str, key: str, *, version_id: str | None = None) -> StoredObject:
+    async def get(
+        self, bucket: str, key: str, *, version_id: str | None = None, **_bounds: Any
+    ) -> StoredObject:
         return StoredObject(self._sources[key], etag=str(hash(key)))
 
-    async def head(self, bucket: str, key: str) -> ObjectHead | None:
+    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
         return None
 
     async def put(

@@ -25,8 +25,9 @@ from typing import Any
 
 import pyvips
 
+from worker.budget import budget_for, current_reservation
 from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
-from worker.imaging.guard import Deadline, budget_for
+from worker.imaging.guard import Deadline
 from worker.imaging.markers import jpeg_is_progressive, webp_without_metadata
 from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
 from worker.presets import Preset
@@ -149,8 +150,11 @@ def render(data: bytes, presets: Sequence[Preset], limits: Limits = DEFAULT_LIMI
     if not presets:
         return []
     header = probe(data, limits, animated=any(p.animated for p in presets))
+    reservation = current_reservation()  # inside the pipeline: grow the message's own, never wait
     with (
-        budget_for(limits.memory_budget_bytes).hold(header.peak_bytes),
+        reservation.render(header.peak_bytes)
+        if reservation is not None
+        else budget_for(limits.memory_budget_bytes).hold(header.peak_bytes),
         Deadline(limits.timeout_seconds) as deadline,
     ):
         try:
