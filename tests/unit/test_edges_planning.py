@@ -4,6 +4,7 @@ memory budget counts downloads and renders together without deadlock (pure logic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -38,7 +39,9 @@ def test_unsafe_source_keys_are_a_typed_bad_key(rel: str) -> None:
         KeyLayout().plan("input/" + rel, PRESETS)
 
 
-@pytest.mark.parametrize("rel", ["a.jpg", "2024/beach photo.jpg", "été/ü.jpg", "a..b/c.d.jpg", "日本/写真.png"])
+@pytest.mark.parametrize(
+    "rel", ["a.jpg", "2024/beach photo.jpg", "été/ü.jpg", "a..b/c.d.jpg", "日本/写真.png"]
+)
 def test_ordinary_keys_plan_as_before(rel: str) -> None:
     planned = KeyLayout().plan("input/" + rel, PRESETS)
     assert [p.key for p in planned] == [p.key for p in KeyLayout().outputs("input/" + rel, PRESETS)]
@@ -86,7 +89,9 @@ def test_s3s_non_retryable_answers_are_permanent(code: str, reason: str) -> None
 def test_missing_or_denied_sources_are_permanent_and_other_answers_still_transient() -> None:
     for code, status in (("NoSuchKey", 404), ("AccessDenied", 403), ("404", 404), ("403", 403)):
         missing = classify(client_error(code, status), what="GetObject", missing_is_404_or_403=True)
-        assert isinstance(missing, ObjectMissing) and missing.permanent and missing.reason == "object_missing"
+        assert isinstance(missing, ObjectMissing)
+        assert missing.permanent
+        assert missing.reason == "object_missing"
     for code, status in (("SlowDown", 503), ("InternalError", 500), ("AccessDenied", 403)):
         assert not classify(client_error(code, status), what="PutObject").permanent
 
@@ -190,7 +195,8 @@ async def test_the_budget_waits_on_the_loop_and_refuses_what_never_fits() -> Non
     release.set()  # the thread's release wakes the waiter on this loop
     await asyncio.wait_for(task, 5)
     await asyncio.to_thread(thread.join, 5)
-    assert entered.is_set() and budget.in_use == 0
+    assert entered.is_set()
+    assert budget.in_use == 0
 
 
 async def test_renders_inside_a_full_budget_drop_their_bytes_wait_and_download_again() -> None:
@@ -208,10 +214,8 @@ async def test_renders_inside_a_full_budget_drop_their_bytes_wait_and_download_a
         assert reservation is not None
         with reservation.render(100 * MIB):
             peak = max(peak, budget.in_use)
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 gate.wait()  # two renders at once, so the others find the budget full
-            except threading.BrokenBarrierError:
-                pass
         return fake_render(data, presets, lim)
 
     keys = [f"input/{i}.jpg" for i in range(10)]
@@ -221,7 +225,8 @@ async def test_renders_inside_a_full_budget_drop_their_bytes_wait_and_download_a
         asyncio.gather(*(runner.process(ObjectRef("b", k, etag="e", size=30 * MIB)) for k in keys)), 60
     )
     assert [o.reason for o in outcomes] == ["rendered"] * 10
-    assert 0 < peak <= total and budget.in_use == 0
+    assert 0 < peak <= total
+    assert budget.in_use == 0
     assert sum(1 for op, _ in store.calls if op == "get") > 10, "some renders downloaded again"
 
 
@@ -232,7 +237,8 @@ def test_a_render_that_cannot_grow_raises_memory_busy_typed_transient() -> None:
         async with budget.reserve(60) as reservation, budget.reserve(30):
             with pytest.raises(MemoryBusy) as busy, reservation.render(20):
                 pass
-            assert isinstance(busy.value, TransientError) and busy.value.needed == 20
+            assert isinstance(busy.value, TransientError)
+            assert busy.value.needed == 20
             with pytest.raises(ImageTooLarge), reservation.render(50):
                 pass
 
