@@ -29,8 +29,20 @@ MIB = 1024 * 1024
 
 @pytest.mark.parametrize(
     "rel",
-    ["a/../b.jpg", "./b.jpg", "a//b.jpg", "/b.jpg", "a/./b.jpg", "..", "bad\x00.jpg", "tab\t.jpg", "\x7f.jpg",
-     "nl\n.jpg", "x\x85.jpg", "lone\ud800.jpg"],
+    [
+        "a/../b.jpg",
+        "./b.jpg",
+        "a//b.jpg",
+        "/b.jpg",
+        "a/./b.jpg",
+        "..",
+        "bad\x00.jpg",
+        "tab\t.jpg",
+        "\x7f.jpg",
+        "nl\n.jpg",
+        "x\x85.jpg",
+        "lone\ud800.jpg",
+    ],
 )
 def test_unsafe_source_keys_are_a_typed_bad_key(rel: str) -> None:
     with pytest.raises(BadKey):
@@ -191,7 +203,8 @@ async def test_the_budget_waits_on_the_loop_and_refuses_what_never_fits() -> Non
 
     task = asyncio.create_task(download())
     await asyncio.sleep(0.05)
-    assert not entered.is_set() and budget.in_use == 60, "60 + 50 > 100: the download waits, the loop runs"
+    assert not entered.is_set(), "60 + 50 > 100: the download waits (and the loop runs on)"
+    assert budget.in_use == 60
     release.set()  # the thread's release wakes the waiter on this loop
     await asyncio.wait_for(task, 5)
     await asyncio.to_thread(thread.join, 5)
