@@ -71,7 +71,8 @@ class S3Store:
             params["VersionId"] = version_id
         with mapped(f"GetObject s3://{bucket}/{key}", missing_is_404_or_403=True):
             response = await self._s3.get_object(**params)
-            async with response["Body"] as body:
+            body = response["Body"]  # the StreamingBody (its context manager yields the raw response)
+            async with body:
                 length = int(response.get("ContentLength") or 0)
                 if max_bytes is not None and length > max_bytes:
                     raise ImageTooLarge(f"{length} bytes is over the {max_bytes}-byte limit")
