@@ -53,6 +53,12 @@ class Reservation:
             raise MemoryBusy(extra)
         self.amount += extra
 
+    def shrink_to(self, amount: int) -> None:
+        """Give back what is held above ``amount`` (the read buffer once the body is one bytes object)."""
+        if amount < self.amount:
+            self.budget.release(self.amount - amount)
+            self.amount = amount
+
     @contextmanager
     def render(self, needed: int) -> Iterator[None]:
         """Hold ``needed`` more bytes for the length of a render (from ``spare`` if reserved ahead)."""

@@ -28,7 +28,8 @@ log = structlog.get_logger(__name__)
 
 Status = Literal["succeeded", "ignored", "permanent", "transient"]
 Renderer = Callable[[bytes, Sequence[Preset], Limits], list[Rendition]]
-OWN_OUTPUT_MARK = "thumbx-preset"  # metadata key every output carries; never present on an upload
+OWN_OUTPUT_MARK = "thumbx-preset"
+READ_COPIES = 2  # a body being read is in memory twice: the buffer, then the bytes made from it  # metadata key every output carries; never present on an upload
 
 
 @dataclass(frozen=True)
@@ -157,10 +158,11 @@ class Pipeline:
         expected = min(ref.size if ref.size is not None else limits.max_bytes, limits.max_bytes)
         spare = 0
         for attempt in (1, 2):
-            async with self._budget.reserve(expected, spare=spare) as reservation:
+            # While the body is read it is held twice (the read buffer and the bytes made from it).
+            async with self._budget.reserve(READ_COPIES * expected, spare=spare) as reservation:
 
                 def admit(length: int, reservation: Reservation = reservation) -> None:
-                    reservation.grow(length - (reservation.amount - reservation.spare))
+                    reservation.grow(READ_COPIES * length - (reservation.amount - reservation.spare))
 
                 source = await self._store.get(
                     ref.bucket,
@@ -169,6 +171,7 @@ class Pipeline:
                     max_bytes=limits.max_bytes,
                     admit=admit,
                 )
+                reservation.shrink_to(len(source.data) + reservation.spare)
                 timings["get"] = _ms_since(started)
                 if OWN_OUTPUT_MARK in source.metadata:
                     return None, []
