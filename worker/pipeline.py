@@ -28,8 +28,8 @@ log = structlog.get_logger(__name__)
 
 Status = Literal["succeeded", "ignored", "permanent", "transient"]
 Renderer = Callable[[bytes, Sequence[Preset], Limits], list[Rendition]]
-OWN_OUTPUT_MARK = "thumbx-preset"
-READ_COPIES = 2  # a body being read is in memory twice: the buffer, then the bytes made from it  # metadata key every output carries; never present on an upload
+OWN_OUTPUT_MARK = "thumbx-preset"  # metadata key every output carries; never present on an upload
+READ_COPIES = 2  # a body being read is in memory twice: the buffer, then the bytes made from it
 
 
 @dataclass(frozen=True)

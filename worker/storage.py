@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.aws_errors import mapped
-from worker.errors import ImageTooLarge
+from worker.errors import ImageTooLarge, ServiceUnavailable
 
 Admit = Callable[[int], None]  # called with the object's ContentLength before its body is read; may raise
 CHUNK = 1024 * 1024
@@ -133,6 +133,8 @@ async def _read_bounded(body: Any, length: int, max_bytes: int | None) -> bytes:
         filled += read
     if filled > max_bytes:
         raise ImageTooLarge(f"the body is over the {max_bytes}-byte limit (it said {length} bytes)")
+    if filled > length:
+        raise ServiceUnavailable(f"the body is longer than its ContentLength ({length} bytes)")
     data = bytes(view[:filled])
     view.release()
     return data

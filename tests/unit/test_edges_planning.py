@@ -15,7 +15,14 @@ from botocore.exceptions import ClientError
 from tests.support import jpeg_bytes
 from worker.aws_errors import classify
 from worker.budget import MemoryBudget, MemoryBusy, budget_for, current_reservation
-from worker.errors import BadKey, ImageTooLarge, KeyTooLong, ObjectMissing, TransientError
+from worker.errors import (
+    BadKey,
+    ImageTooLarge,
+    KeyTooLong,
+    ObjectMissing,
+    ServiceUnavailable,
+    TransientError,
+)
 from worker.events import ObjectRef
 from worker.imaging import Limits, Rendition
 from worker.keys import KeyLayout, check_source_key, source_key_digest
@@ -256,3 +263,60 @@ def test_a_render_that_cannot_grow_raises_memory_busy_typed_transient() -> None:
                 pass
 
     asyncio.run(run())
+
+
+class EndlessBody:
+    """A response body that says little and sends forever (S3 never does; a proxy or a bug might)."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def __aenter__(self) -> EndlessBody:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def readinto(self, buffer: Any) -> int:
+        buffer[:] = b"x" * len(buffer)
+        self.sent += len(buffer)
+        return len(buffer)
+
+
+class LyingClient:
+    def __init__(self, content_length: int) -> None:
+        self.body = EndlessBody()
+        self.content_length = content_length
+
+    async def get_object(self, **_params: Any) -> dict[str, Any]:
+        return {"ContentLength": self.content_length, "Body": self.body, "ETag": '"e"'}
+
+
+async def test_s3store_never_reads_more_than_max_bytes_plus_one() -> None:
+    from worker.storage import S3Store
+
+    # over the limit: refused unread; under it but the body goes on: refused one byte past what it said
+    for announced, error in (
+        (3 * MIB, ImageTooLarge),
+        (10, ServiceUnavailable),
+        (2 * MIB, ServiceUnavailable),
+    ):
+        client = LyingClient(announced)
+        with pytest.raises(error):
+            await S3Store(client).get("b", "input/a.jpg", max_bytes=2 * MIB)
+        assert client.body.sent == (0 if announced > 2 * MIB else announced + 1)
+
+
+async def test_admission_sees_the_content_length_before_the_body() -> None:
+    from worker.storage import S3Store
+
+    client = LyingClient(1000)
+    seen: list[tuple[int, int]] = []
+
+    def admit(length: int) -> None:
+        seen.append((length, client.body.sent))
+        raise MemoryBusy(length)
+
+    with pytest.raises(MemoryBusy):
+        await S3Store(client).get("b", "input/a.jpg", max_bytes=MIB, admit=admit)
+    assert seen == [(1000, 0)]
