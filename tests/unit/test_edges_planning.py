@@ -299,7 +299,7 @@ async def test_s3store_never_reads_more_than_max_bytes_plus_one() -> None:
     for announced, error in (
         (3 * MIB, ImageTooLarge),
         (10, ServiceUnavailable),
-        (2 * MIB, ServiceUnavailable),
+        (2 * MIB, ImageTooLarge),
     ):
         client = LyingClient(announced)
         with pytest.raises(error):
