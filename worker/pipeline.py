@@ -160,17 +160,27 @@ class Pipeline:
         for attempt in (1, 2):
             # While the body is read it is held twice (the read buffer and the bytes made from it).
             async with self._budget.reserve(READ_COPIES * expected, spare=spare) as reservation:
+                announced: list[int] = []
 
-                def admit(length: int, reservation: Reservation = reservation) -> None:
+                def admit(
+                    length: int, reservation: Reservation = reservation, announced: list[int] = announced
+                ) -> None:
+                    announced.append(length)
                     reservation.grow(READ_COPIES * length - (reservation.amount - reservation.spare))
 
-                source = await self._store.get(
-                    ref.bucket,
-                    ref.key,
-                    version_id=ref.version_id,
-                    max_bytes=limits.max_bytes,
-                    admit=admit,
-                )
+                try:
+                    source = await self._store.get(
+                        ref.bucket,
+                        ref.key,
+                        version_id=ref.version_id,
+                        max_bytes=limits.max_bytes,
+                        admit=admit,
+                    )
+                except MemoryBusy:  # larger than the event said, and no room for it right now
+                    if attempt == 2 or not announced:
+                        raise
+                    expected = announced[-1]
+                    continue
                 reservation.shrink_to(len(source.data) + reservation.spare)
                 timings["get"] = _ms_since(started)
                 if OWN_OUTPUT_MARK in source.metadata:

@@ -320,3 +320,33 @@ async def test_admission_sees_the_content_length_before_the_body() -> None:
     with pytest.raises(MemoryBusy):
         await S3Store(client).get("b", "input/a.jpg", max_bytes=MIB, admit=admit)
     assert seen == [(1000, 0)]
+
+
+class AdmittingStore(FakeStore):
+    """Calls ``admit`` with the object's length before handing over its bytes, as S3Store does."""
+
+    async def get(self, bucket: str, key: str, **bounds: Any) -> StoredObject:
+        data, _ = self.objects[key]
+        if bounds.get("admit"):
+            bounds["admit"](len(data))
+        return await super().get(bucket, key)
+
+
+async def test_a_source_larger_than_its_event_said_waits_for_room_instead_of_failing() -> None:
+    total = 100 * MIB
+    budget = budget_for(total)
+    store = AdmittingStore({"input/a.jpg": (b"x" * (30 * MIB), {})})
+    runner = pipeline(store, Limits(max_bytes=40 * MIB, memory_budget_bytes=total))
+    async with budget.reserve(50 * MIB) as other:
+        job = asyncio.create_task(runner.process(ObjectRef("b", "input/a.jpg", etag="e", size=1)))
+        for _ in range(100):
+            if store.calls:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert not job.done(), "30 MiB read twice over does not fit beside 50: it waits, holding nothing"
+        assert budget.in_use == other.amount
+    outcome = await asyncio.wait_for(job, 5)
+    assert outcome.reason == "rendered"
+    assert [op for op, _ in store.calls].count("get") == 1, "refused at admission, then read once"
+    assert budget.in_use == 0
