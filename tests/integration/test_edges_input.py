@@ -193,8 +193,12 @@ async def test_unparseable_inputs_are_typed_in_one_receive(deployment: Deploymen
     upload(deployment, latin1, with_text_chunk(b"caf\xe9", b"cr\xe8me"))  # UnicodeDecodeError before
     missing_etag = "0123456789abcdef0123456789abcdef"
     send(deployment, s3_event(deployment, "input/edge/never-uploaded.jpg", missing_etag, size=10))
-    worker = await run_until_settled(deployment, expected=3)
-    assert sorted(d.reason for d in dead_letters(deployment)) == ["bad_event", "object_missing"]
+    # a lone surrogate (JSON "\ud800"): not UTF-8, so neither a key nor an SQS attribute as it is
+    send(deployment, s3_event(deployment, "input/edge/SURROGATE.jpg", "e").replace("SURROGATE", "\\ud800"))
+    worker = await run_until_settled(deployment, expected=4)
+    dead = dead_letters(deployment)
+    assert sorted(d.reason for d in dead) == ["bad_event", "bad_key", "object_missing"]
+    assert {d.attributes["thumbx-key"] for d in dead if d.reason == "bad_key"} == {"input/edge/\\ud800.jpg"}
     assert rendered(deployment, latin1)
     assert set(receives(worker.messages).values()) == {1}
     assert worker.metrics.count("thumbx_messages_retried_total") == 0
