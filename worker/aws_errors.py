@@ -57,7 +57,7 @@ _REFUSED: dict[str, tuple[type[PermanentError], str]] = {
     "MissingContentLength": (S3Refused, "malformed_request"),
     "UserKeyMustBeSpecified": (S3Refused, "malformed_request"),
 }
-_MISSING = {"NoSuchKey", "404", "NotFound", "AccessDenied", "403", "Forbidden"}
+_MISSING = {"NoSuchKey", "NoSuchVersion", "404", "NotFound", "AccessDenied", "403", "Forbidden"}
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "RequestExpired"}
 
 
@@ -79,7 +79,7 @@ def classify(exc: BaseException, *, what: str, missing_is_404_or_403: bool = Fal
             return Throttled(f"{what}: throttled ({code or status})")
         if code in _EXPIRED:
             return CredentialsUnavailable(f"{what}: credentials rejected ({code})")
-        if missing_is_404_or_403 and (code in _MISSING or status in (403, 404)):
+        if missing_is_404_or_403 and code in _MISSING:  # not NoSuchBucket: a deployment error
             # Without s3:ListBucket, S3 answers 403 for a missing key: "missing or denied".
             return ObjectMissing(f"{what}: missing or denied ({code or status})")
         if code in _REFUSED:

@@ -169,12 +169,9 @@ class Pipeline:
                     reservation.grow(READ_COPIES * length - (reservation.amount - reservation.spare))
 
                 try:
+                    # the current object, not the event's version: events arrive out of order
                     source = await self._store.get(
-                        ref.bucket,
-                        ref.key,
-                        version_id=ref.version_id,
-                        max_bytes=limits.max_bytes,
-                        admit=admit,
+                        ref.bucket, ref.key, max_bytes=limits.max_bytes, admit=admit
                     )
                 except MemoryBusy:  # larger than the event said, and no room for it right now
                     if attempt == 2 or not announced:
@@ -269,7 +266,15 @@ class Pipeline:
 
         # The last preset's output is the completion marker the idempotency HEAD looks at: written last.
         *rest, last = renditions
-        await asyncio.gather(*(put(r) for r in rest))
+        writes = [asyncio.ensure_future(put(r)) for r in rest]
+        try:
+            await asyncio.gather(*writes)
+        except BaseException:
+            # one write failed: stop and await the others, so none outlives the message (or its loop)
+            for write in writes:
+                write.cancel()
+            await asyncio.gather(*writes, return_exceptions=True)
+            raise
         await put(last)
 
 
