@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from worker.errors import ConfigError
 from worker.keys import KeyLayout
-from worker.limits import KNOWN_FORMATS, MIB, Limits
+from worker.limits import KNOWN_FORMATS, MIB, READ_COPIES, Limits
 from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
 
 MAX_SESSION_SECONDS = 3600  # role chaining (ECS task role / Lambda role -> ThumbXRole) caps sessions at 1 h
@@ -136,7 +136,7 @@ def _limits(reader: _Reader) -> Limits:
         raise ConfigError(
             f"THUMBX_ALLOWED_FORMATS: {', '.join(unknown) or 'empty'}; known: {', '.join(KNOWN_FORMATS)}"
         )
-    return Limits(
+    limits = Limits(
         max_bytes=reader.integer("THUMBX_MAX_BYTES", default.max_bytes, 1, 2**40),
         max_pixels=reader.integer("THUMBX_MAX_PIXELS", default.max_pixels, 1, 2**40),
         max_frames=reader.integer("THUMBX_MAX_FRAMES", default.max_frames, 1, 10_000),
@@ -150,6 +150,12 @@ def _limits(reader: _Reader) -> Limits:
             "THUMBX_MAX_PROGRESSIVE_PIXELS", default.max_progressive_pixels, 0, 2**40
         ),
     )
+    if READ_COPIES * limits.max_bytes > limits.memory_budget_bytes:
+        raise ConfigError(
+            f"THUMBX_MAX_BYTES: {limits.max_bytes} is more than half of THUMBX_RENDER_MEMORY_MB "
+            f"({limits.memory_budget_bytes // MIB} MiB); a source is held twice while it is downloaded"
+        )
+    return limits
 
 
 def _reliability(reader: _Reader) -> dict[str, Any]:

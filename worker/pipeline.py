@@ -21,6 +21,7 @@ from worker.errors import ImageTooLarge, ObjectMissing, ThumbxError, TransientEr
 from worker.events import Ignored, Item, ObjectRef, Rejected
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition, render
 from worker.keys import KeyLayout, PlannedOutput, check_metadata, source_key_digest
+from worker.limits import READ_COPIES
 from worker.presets import Preset
 from worker.storage import ObjectStore, StoredObject
 
@@ -29,7 +30,6 @@ log = structlog.get_logger(__name__)
 Status = Literal["succeeded", "ignored", "permanent", "transient"]
 Renderer = Callable[[bytes, Sequence[Preset], Limits], list[Rendition]]
 OWN_OUTPUT_MARK = "thumbx-preset"  # metadata key every output carries; never present on an upload
-READ_COPIES = 2  # a body being read is in memory twice: the buffer, then the bytes made from it
 
 
 @dataclass(frozen=True)
