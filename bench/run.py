@@ -3,7 +3,8 @@
 Parts: imaging (issue 3's bench/bench_imaging.py, when present), peers (bench_peers: the core against
 sharp, Pillow-SIMD and stock Pillow on the same job, CPU per image; also `make bench-peers`), Lambda cold
 start (issue 5's bench/bench_lambda.py, when present), pipeline overhead / end to end / latency
-(bench_pipeline), memory soak and peak (bench_memory). Each part prints its own table; a summary against
+(bench_pipeline), memory soak, peak and max-size downloads against
+moto (bench_memory). Each part prints its own table; a summary against
 the targets closes.
 Benchmarks are never tests: nothing here fails a build on a missed target.
 
@@ -153,6 +154,16 @@ def summary(results: dict[str, Any]) -> str:
             "",
             None,
         )
+    dl = results.get("memory_downloads", {})
+    if dl.get("status") == "ok":
+        r = dl["results"]
+        add(
+            f"peak RSS MB, {r['concurrency']} max-size ({r['max_bytes_mb']} MiB) downloads + renders",
+            r["max_size"]["peak_rss_mb"],
+            f"<= {r['memory_budget_mb']} budget + baseline {r['max_size']['rss_before_mb']}",
+            r["max_size"]["peak_rss_mb"] <= r["memory_budget_mb"] + r["max_size"]["rss_before_mb"],
+        )
+        add(f"peak RSS MB, {r['concurrency']} oversized refused", r["oversized"]["peak_rss_mb"], "", None)
     lam = results.get("lambda", {})
     if lam.get("status") == "ok":
         imp = lam["results"].get("import", {}).get("lambda_shim.handler", {}).get("median_ms")
@@ -214,6 +225,7 @@ def main() -> None:
         before = ["soak", "--renders", "300" if args.quick else "500", "--malloc-arenas", "0"]
         results["memory_soak_glibc_arenas"] = stamp(args.quick, own("bench.bench_memory", before, 1800))
         results["memory_peak"] = stamp(args.quick, own("bench.bench_memory", ["peak", "--largest", "4"], 600))
+        results["memory_downloads"] = stamp(args.quick, own("bench.bench_memory", ["downloads"], 600))
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print()

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from worker.errors import ConfigError
 from worker.keys import KeyLayout
-from worker.limits import KNOWN_FORMATS, MIB, Limits
+from worker.limits import KNOWN_FORMATS, MIB, READ_COPIES, Limits
 from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
 from worker.settings import (
     BY_NAME,
@@ -159,7 +159,7 @@ def _limits(reader: Reader) -> Limits:
             BY_NAME["THUMBX_ALLOWED_FORMATS"],
             f"THUMBX_ALLOWED_FORMATS: {', '.join(unknown) or 'empty'}; known: {', '.join(KNOWN_FORMATS)}",
         )
-    return Limits(
+    limits = Limits(
         max_bytes=reader.integer("THUMBX_MAX_BYTES"),
         max_pixels=reader.integer("THUMBX_MAX_PIXELS"),
         max_frames=reader.integer("THUMBX_MAX_FRAMES"),
@@ -168,6 +168,13 @@ def _limits(reader: Reader) -> Limits:
         memory_budget_bytes=reader.integer("THUMBX_RENDER_MEMORY_MB") * MIB,
         max_progressive_pixels=reader.integer("THUMBX_MAX_PROGRESSIVE_PIXELS"),
     )
+    if READ_COPIES * limits.max_bytes > limits.memory_budget_bytes:
+        raise with_example(
+            BY_NAME["THUMBX_MAX_BYTES"],
+            f"THUMBX_MAX_BYTES: {limits.max_bytes} is more than half of THUMBX_RENDER_MEMORY_MB "
+            f"({limits.memory_budget_bytes // MIB} MiB); a source is held twice while it is downloaded",
+        )
+    return limits
 
 
 def _reliability(reader: Reader) -> dict[str, Any]:
