@@ -62,9 +62,13 @@ class Environment:
             settings = replace(settings, role=attribution.for_lambda(settings.role, os.environ, request_id))
             batch = BatchSettings.from_env(os.environ, settings.concurrency)
             configure_logging(settings.log_format, settings.log_level)
-            self.runtime = await self._stack.enter_async_context(open_runtime(settings))
+            self.runtime = await self._stack.enter_async_context(open_runtime(settings, read_redrive=False))
             self._processor = BatchProcessor(
-                self.runtime.pipeline, batch, dead_letters=self.runtime.dlq, metrics=self.runtime.metrics
+                self.runtime.pipeline,
+                batch,
+                dead_letters=self.runtime.dlq,
+                metrics=self.runtime.metrics,
+                redrive=self.runtime.redrive_policy,  # the last receive is dead-lettered with its reason
             )
         return await self._processor.process(records, remaining, ordered=fifo)
 

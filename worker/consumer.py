@@ -7,7 +7,10 @@ A message's fate is decided from the outcomes of its records:
   succeeded are skipped cheaply on redelivery: the pipeline's one-HEAD idempotency check);
 * otherwise any record failed permanently -> sent to the DLQ once, with the reason and the failed record
   indexes attached, then deleted; the other records of that body were written and stay written
-  (without a DLQ configured it is left for the queue's redrive policy instead).
+  (without a DLQ configured it is left for the queue's redrive policy instead);
+* a message that fails in any way on its last receive (``ApproximateReceiveCount`` has reached the source
+  queue's ``maxReceiveCount``, :mod:`worker.dead_letter`) is dead-lettered the same way, with the
+  transient's reason (or ``unexpected``), instead of being moved later by the redrive policy unexplained.
 
 Reliability rules (at-least-once, nothing lost):
 
@@ -33,7 +36,15 @@ from typing import Literal
 
 import structlog
 
-from worker.batch import DeadLetterSink, dead_letter_attributes, fate_of, send_dead_letter
+from worker.dead_letter import (
+    DeadLetterSink,
+    RedrivePolicy,
+    dead_letter_attributes,
+    final_fate,
+    is_last_receive,
+    send_dead_letter,
+    send_unexpected,
+)
 from worker.errors import ThumbxError
 from worker.events import ObjectRef, parse_body
 from worker.observability import Metrics
@@ -70,9 +81,9 @@ class ConsumerConfig:
 _FATES: dict[str, Fate] = {"done": "delete", "retry": "retry", "dead_lettered": "dead_letter"}
 
 
-def decide(outcomes: Sequence[Outcome]) -> Fate:
-    """The Lambda shim's rule (:func:`worker.batch.fate_of`), in the queue's own words."""
-    return _FATES[fate_of(outcomes)]
+def decide(outcomes: Sequence[Outcome], receive_count: int = 1, redrive: RedrivePolicy | None = None) -> Fate:
+    """The Lambda shim's rule (:func:`worker.dead_letter.final_fate`), in the queue's own words."""
+    return _FATES[final_fate(outcomes, receive_count, redrive)]
 
 
 def retry_delay(receive_count: int, config: ConsumerConfig) -> int:
@@ -134,8 +145,11 @@ class Consumer:
         dead_letters: DeadLetterSink | None = None,
         observer: OutcomeObserver | None = None,
         gate: ReadinessGate | None = None,
+        redrive: RedrivePolicy | None = None,
+        status: ConsumerStatus | None = None,
     ) -> None:
         self._queue = queue
+        self._redrive = redrive  # the source queue's: a failure on its last receive is dead-lettered here
         self._pipeline = pipeline
         self._config = config
         self._metrics = metrics or Metrics()
@@ -147,7 +161,7 @@ class Consumer:
         self._deletes: list[Message] = []
         self._delete_flush: asyncio.Task[None] | None = None
         self._failures = 0
-        self.status = ConsumerStatus()
+        self.status = status or ConsumerStatus()
 
     @property
     def in_flight(self) -> int:
@@ -276,11 +290,16 @@ class Consumer:
     async def _handle(self, lease: Lease) -> None:
         started = time.perf_counter()
         try:
-            items = parse_body(lease.message.body)
-            outcomes = [await self._pipeline.process(item) for item in items]
+            try:
+                items = parse_body(lease.message.body)
+                outcomes = [await self._pipeline.process(item) for item in items]
+            except Exception as exc:  # a bug must not vanish silently; the message reappears by itself
+                log.exception("handle_failed", message_id=lease.message.message_id)
+                await self._dead_letter_unexpected(lease, exc)
+                return
             lease.settled = True
             message = lease.message  # the newest receipt handle, if it was redelivered meanwhile
-            fate = decide(outcomes)
+            fate = decide(outcomes, message.receive_count, self._redrive)
             if any(o.reason in CREDENTIAL_REASONS for o in outcomes):
                 self._trip_credentials_pause()
             try:
@@ -306,8 +325,30 @@ class Consumer:
             reason = dead_letter_attributes(message.message_id, outcomes)["thumbx-reason"]
             log.warning("no_dlq_configured", message_id=message.message_id, reason=reason)
             return  # the queue's redrive policy moves it after maxReceiveCount
-        await send_dead_letter(self._dlq, message.body, message.message_id, outcomes, self._metrics)
+        await send_dead_letter(
+            self._dlq,
+            message.body,
+            message.message_id,
+            outcomes,
+            self._metrics,
+            receive_count=message.receive_count,
+        )
         await self._schedule_delete(message)
+
+    async def _dead_letter_unexpected(self, lease: Lease, exc: Exception) -> None:
+        """Handling raised: on the last receive, dead-letter it with reason ``unexpected`` (else it reappears
+        after its visibility timeout, and the redrive policy would move it without a reason)."""
+        message = lease.message
+        if self._dlq is None or not is_last_receive(message.receive_count, self._redrive):
+            return
+        lease.settled = True
+        try:
+            await send_unexpected(
+                self._dlq, message.body, message.message_id, exc, message.receive_count, self._metrics
+            )
+            await self._schedule_delete(message)
+        except ThumbxError as send_exc:
+            log.warning("ack_failed", message_id=message.message_id, fate="dead_letter", error=str(send_exc))
 
     # --- batched acks -------------------------------------------------------------------------------------
 
