@@ -1,14 +1,17 @@
 """A small fault-injecting HTTP proxy on 127.0.0.1, put between the worker and the moto server.
 
 Every request is forwarded unchanged unless ``rule(request)`` returns a :class:`Fault`, which is answered
-instead (an AWS-shaped error) without reaching the emulator. Requests are classified by the service named in
+instead (an AWS-shaped error) without reaching the emulator, or :data:`CONNECTION_DROP`, which closes the
+connection without an answer. Requests are classified by the service named in
 their SigV4 credential scope (``s3``, ``sqs``, ``sts``), so one endpoint serves the whole worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,11 +56,18 @@ class Fault:
         return f'<?xml version="1.0" encoding="UTF-8"?><Error>{inner}</Error>'.encode()
 
 
+@dataclass(frozen=True)
+class Drop:
+    """Close the client's connection without an answer (a dropped connection, an LB resetting)."""
+
+
+CONNECTION_DROP = Drop()
+
 SLOW_DOWN = Fault(503, "SlowDown", "Please reduce your request rate.")
 INTERNAL_ERROR = Fault(500, "InternalError", "We encountered an internal error. Please try again.")
 STS_UNAVAILABLE = Fault(503, "ServiceUnavailable", "STS is unavailable", xml_root="ErrorResponse")
 
-Rule = Callable[[Request], Fault | None]
+Rule = Callable[[Request], Fault | Drop | None]
 
 
 @dataclass
@@ -119,6 +129,13 @@ class FaultProxy(LoopbackServer):
         scope = _SCOPE.search(headers.get("authorization", ""))
         request = Request(handler.command, handler.path, scope.group(1) if scope else "", headers, body)
         fault = self.rule(request)
+        if isinstance(fault, Drop):
+            with self._lock:
+                self.log.injected.append((request.service, request.method, request.path, "drop"))
+            handler.close_connection = True
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(socket.SHUT_RDWR)
+            return
         if fault is not None:
             with self._lock:
                 self.log.injected.append((request.service, request.method, request.path, fault.code))

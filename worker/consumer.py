@@ -20,7 +20,9 @@ Reliability rules (at-least-once, nothing lost):
 * when credentials cannot be obtained the loop pauses receiving (exponential backoff, jitter) instead of
   burning receive counts towards the DLQ, and resumes on its own;
 * on stop: no more receives, in-flight work may finish until the shutdown deadline, unfinished messages are
-  returned at once (visibility 0), pending deletes are flushed.
+  returned at once (visibility 0), pending deletes are flushed; a long poll in flight when stop began is
+  not abandoned (SQS would still hand it messages, hidden for a visibility timeout): it may complete
+  within the deadline and whatever it returns is released at once.
 """
 
 from __future__ import annotations
@@ -160,6 +162,7 @@ class Consumer:
         self._room = asyncio.Event()
         self._deletes: list[Message] = []
         self._delete_flush: asyncio.Task[None] | None = None
+        self._late_receive: asyncio.Task[None] | None = None  # a long poll still in flight at stop
         self._failures = 0
         self.status = status or ConsumerStatus()
 
@@ -239,13 +242,36 @@ class Consumer:
         )
         await asyncio.wait({receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         if not receive.done():
-            # Stopping: abandon the long poll. A message SQS hands out in this very instant reappears after
-            # its visibility timeout (at-least-once holds; nothing is lost).
-            receive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ThumbxError):
-                await receive
+            # Stopping while a long poll is in flight. Abandoning it would not stop SQS from handing it
+            # messages (hidden for a full visibility timeout, a receive spent): let it finish within the
+            # shutdown deadline instead and release whatever it returns at once (see _shutdown).
+            self._late_receive = asyncio.create_task(self._release_late(receive), name="thumbx-late-receive")
             return None
         return receive.result()
+
+    async def _release_late(self, receive: asyncio.Task[list[Message]]) -> None:
+        try:
+            messages = await receive
+        except ThumbxError as exc:
+            log.info("receive_after_stop_failed", error=str(exc))
+            return
+        except asyncio.CancelledError:
+            receive.cancel()
+            log.warning("receive_abandoned", reason="shutdown deadline")
+            raise
+        if not messages:
+            return
+        self._metrics.inc("thumbx_messages_received_total", len(messages))
+        try:
+            result = await self._queue.change_visibility(messages, 0)
+        except ThumbxError as exc:
+            log.warning("release_failed", count=len(messages), error=str(exc))
+            return
+        self._metrics.inc("thumbx_messages_released_total", len(messages) - len(result.failed))
+        log.info(
+            "released_received_after_stop",
+            message_ids=[m.message_id for m in messages if m.message_id not in result.failed],
+        )
 
     async def _pause(self, exc: ThumbxError, stop_wait: asyncio.Task[bool]) -> None:
         self._failures += 1
@@ -421,7 +447,14 @@ class Consumer:
         tasks = [lease.task for lease in self._leases.values() if lease.task is not None]
         if tasks:
             log.info("draining", in_flight=len(tasks), deadline_s=self._config.shutdown_seconds)
-            await asyncio.wait(tasks, timeout=max(0.0, deadline - reserve - time.monotonic()))
+        late = [self._late_receive] if self._late_receive is not None else []
+        if tasks or late:
+            await asyncio.wait([*tasks, *late], timeout=max(0.0, deadline - reserve - time.monotonic()))
+        for task in late:  # past the deadline: abandon the poll (what it gets reappears after its timeout)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         heartbeat.cancel()  # before releasing: a late extension must not hide a returned message again
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
