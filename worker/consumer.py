@@ -47,7 +47,7 @@ from worker.dead_letter import (
     send_dead_letter,
     send_unexpected,
 )
-from worker.errors import ThumbxError
+from worker.errors import ThumbxError, TransientError
 from worker.events import ObjectRef, parse_body
 from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline
@@ -201,6 +201,12 @@ class Consumer:
                     messages = await self._receive(stop_wait)
                 except ThumbxError as exc:
                     await self._pause(exc, stop_wait)
+                    continue
+                except Exception as exc:  # unmapped (a bug): pause like an outage, never end the loop
+                    log.exception("receive_failed")
+                    await self._pause(
+                        TransientError(f"{type(exc).__name__}: {exc}", reason="unexpected"), stop_wait
+                    )
                     continue
                 if messages is None:
                     return  # stopped while polling
@@ -386,6 +392,8 @@ class Consumer:
             self._delete_flush = asyncio.create_task(self._delayed_flush())
 
     async def _delayed_flush(self) -> None:
+        # Nobody awaits this task: an exception escaping it would only surface as asyncio's "Task exception
+        # was never retrieved" (and the acks would wait for shutdown). flush_deletes logs and never raises.
         await asyncio.sleep(self._config.delete_batch_delay)
         while self._deletes:  # acks that arrived while a batch was in flight go out next, not at shutdown
             await self.flush_deletes()
@@ -399,6 +407,9 @@ class Consumer:
         except ThumbxError as exc:
             log.warning("delete_failed", count=len(batch), error=str(exc))
             return
+        except Exception:  # unmapped (a bug): logged; the messages reappear and are acked as duplicates
+            log.exception("delete_failed", count=len(batch))
+            return
         for message_id, code in result.failed.items():
             log.warning("delete_failed", message_id=message_id, code=code)
         self._metrics.inc("thumbx_messages_deleted_total", len(batch) - len(result.failed))
@@ -408,7 +419,10 @@ class Consumer:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self._config.heartbeat_interval)
-            await self.extend_due()
+            try:
+                await self.extend_due()
+            except Exception:  # unmapped (a bug): one beat lost, not the heartbeat
+                log.exception("heartbeat_failed")
 
     async def extend_due(self) -> None:
         """One heartbeat: extend every held, unsettled message close to reappearing (batched by timeout)."""

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from lambda_shim import handler as shim
-from tests.faults import CONNECTION_DROP, Drop, Fault, FaultProxy, Request
+from tests.faults import CONNECTION_DROP, MID_RESPONSE_DROP, Drop, Fault, FaultProxy, Request, Truncate
 from tests.lambda_payloads import FakeContext, shim_environment
 from tests.reliability import (
     CountingRenderer,
@@ -328,6 +328,7 @@ def test_a_long_poll_in_flight_at_sigterm_strands_nothing(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("names", [Names()])  # the default redrive (5): the outage must not exhaust it
 def test_stderr_is_only_json_under_a_connection_drop_outage(
     deployment: Deployment, moto_server: MotoEmulator
 ) -> None:
@@ -335,8 +336,14 @@ def test_stderr_is_only_json_under_a_connection_drop_outage(
     dropping = threading.Event()
     dropping.set()
 
-    def rule(request: Request) -> Fault | Drop | None:
-        return CONNECTION_DROP if dropping.is_set() and request.service == "s3" else None
+    def rule(request: Request) -> Fault | Drop | Truncate | None:
+        if not dropping.is_set():
+            return None
+        if request.service == "s3":  # bodies cut halfway (aiohttp's own errors), or no answer at all
+            return MID_RESPONSE_DROP if request.method == "GET" else CONNECTION_DROP
+        if request.action in ("DeleteMessageBatch", "ChangeMessageVisibilityBatch"):
+            return MID_RESPONSE_DROP
+        return None
 
     good, truncated = "input/edges/json-good.jpg", "input/edges/json-truncated.jpg"
     whole = image(2200)
@@ -346,13 +353,15 @@ def test_stderr_is_only_json_under_a_connection_drop_outage(
             {},
             THUMBX_ENDPOINT_URL=proxy.url,
             THUMBX_RETRY_BASE_SECONDS="1",
+            THUMBX_VISIBILITY_TIMEOUT="5",  # a message whose retry could not be set comes back soon
             THUMBX_CONCURRENCY="4",
         )
         try:
             worker.wait_for(lambda: worker.seen("worker_started"), timeout=60)
             upload(deployment, good, whole)
             upload(deployment, truncated, whole[: len(whole) * 2 // 3])  # libvips warns: premature end
-            worker.wait_for(lambda: proxy.injected("s3") >= 20, timeout=60)
+            # the outage lasts until both uploads have failed on it once
+            worker.wait_for(lambda: len(worker.seen("message_done", fate="retry")) >= 2, timeout=60)
             dropping.clear()
             worker.wait_for(lambda: good in worker.done_keys(), timeout=60)
             worker.wait_for(lambda: any(truncated in json.dumps(e) for e in worker.seen("message_done")), 60)
@@ -361,7 +370,13 @@ def test_stderr_is_only_json_under_a_connection_drop_outage(
         finally:
             worker.kill()
     raw = worker.seen("raw")
-    print(f"{len(worker.events)} stderr lines, {proxy.injected('s3')} dropped S3 connections")
+    print(f"{len(worker.events)} stderr lines, {proxy.injected()} connections dropped or cut")
     assert raw == [], "\n".join(r["line"] for r in raw[:20])
     assert not worker.seen("asyncio_unhandled_exception"), worker.seen("asyncio_unhandled_exception")[:2]
+    reasons = {
+        r["reason"] for e in worker.seen("message_done") for r in e["records"] if r["status"] == "transient"
+    }
+    assert "unexpected" not in reasons, "a dropped connection is an outage, not a bug"
+    assert "service_unavailable" in reasons
+    assert any(e.get("logger") == "pyvips" for e in worker.events), "libvips' warning came through, as JSON"
     assert rendered(deployment, good)
