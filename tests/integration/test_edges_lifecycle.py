@@ -33,7 +33,7 @@ from tests.reliability import (
     upload,
 )
 from tests.support import REPO, running_worker, wait_until, worker_settings
-from worker.emulator import MotoEmulator
+from worker.emulator import MotoEmulator, moto_client_factory
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
 from worker.presets import Preset
 from worker.provision import Deployment, Names, admin_client
@@ -197,30 +197,54 @@ def _healthcheck(port: int, *, ready: bool) -> int:
 
 
 class RoleOutage:
-    """ThumbXRole removed from B (its trust and policy kept aside), and put back later."""
+    """The first deploy before B is ready: A's identity may not assume ThumbXRole yet (AccessDenied, as
+    STS answers for a missing role or trust) and ThumbXRole does not exist. :meth:`restore` puts both
+    back, unchanged."""
 
-    def __init__(self, deployment: Deployment) -> None:
-        self.iam = admin_client(deployment, "iam")
-        self.name = deployment.role_arn.rsplit("/", 1)[1]
-        role = self.iam.get_role(RoleName=self.name)["Role"]
-        self.trust = role["AssumeRolePolicyDocument"]
-        [self.policy_name] = self.iam.list_role_policies(RoleName=self.name)["PolicyNames"]
-        self.policy = self.iam.get_role_policy(RoleName=self.name, PolicyName=self.policy_name)[
-            "PolicyDocument"
-        ]
-        self.iam.delete_role_policy(RoleName=self.name, PolicyName=self.policy_name)
-        self.iam.delete_role(RoleName=self.name)
+    def __init__(self, deployment: Deployment, moto_server: MotoEmulator) -> None:
+        self.moto = moto_server
+        clients = moto_client_factory(moto_server.endpoint_url, deployment.region)
+        self.iam_a, self.iam_b = clients("iam", deployment.account_a), clients("iam", deployment.account_b)
+        self.role = deployment.role_arn.rsplit("/", 1)[1]
+        self.user = "thumbx-worker"
+        moto_server.disable_iam()
+        try:
+            [self.user_policy] = self.iam_a.list_user_policies(UserName=self.user)["PolicyNames"]
+            self.assume = self.iam_a.get_user_policy(UserName=self.user, PolicyName=self.user_policy)
+            self.trust = self.iam_b.get_role(RoleName=self.role)["Role"]["AssumeRolePolicyDocument"]
+            [self.role_policy] = self.iam_b.list_role_policies(RoleName=self.role)["PolicyNames"]
+            self.policy = self.iam_b.get_role_policy(RoleName=self.role, PolicyName=self.role_policy)
+            self.iam_a.delete_user_policy(UserName=self.user, PolicyName=self.user_policy)
+            self.iam_b.delete_role_policy(RoleName=self.role, PolicyName=self.role_policy)
+            self.iam_b.delete_role(RoleName=self.role)
+        finally:
+            moto_server.enable_iam()
 
     def restore(self) -> None:
-        as_json = lambda doc: doc if isinstance(doc, str) else json.dumps(doc)  # noqa: E731
-        self.iam.create_role(RoleName=self.name, AssumeRolePolicyDocument=as_json(self.trust))
-        self.iam.put_role_policy(
-            RoleName=self.name, PolicyName=self.policy_name, PolicyDocument=as_json(self.policy)
-        )
+        def as_json(doc: Any) -> str:
+            return doc if isinstance(doc, str) else json.dumps(doc)
+
+        self.moto.disable_iam()
+        try:
+            self.iam_b.create_role(RoleName=self.role, AssumeRolePolicyDocument=as_json(self.trust))
+            self.iam_b.put_role_policy(
+                RoleName=self.role,
+                PolicyName=self.role_policy,
+                PolicyDocument=as_json(self.policy["PolicyDocument"]),
+            )
+            self.iam_a.put_user_policy(
+                UserName=self.user,
+                PolicyName=self.user_policy,
+                PolicyDocument=as_json(self.assume["PolicyDocument"]),
+            )
+        finally:
+            self.moto.enable_iam()
 
 
-def _start_without_role(deployment: Deployment, **env: str) -> tuple[RoleOutage, WorkerProcess, int]:
-    outage = RoleOutage(deployment)
+def _start_without_role(
+    deployment: Deployment, moto_server: MotoEmulator, **env: str
+) -> tuple[RoleOutage, WorkerProcess, int]:
+    outage = RoleOutage(deployment, moto_server)
     worker = WorkerProcess(deployment, {}, THUMBX_HEALTH_PORT="0", THUMBX_HEALTH_HOST="127.0.0.1", **env)
     worker.wait_for(lambda: worker.seen("health_server_started"), timeout=30)
     port = int(worker.seen("health_server_started")[0]["port"])
@@ -228,9 +252,11 @@ def _start_without_role(deployment: Deployment, **env: str) -> tuple[RoleOutage,
 
 
 @pytest.mark.slow
-def test_startup_waits_for_a_role_that_does_not_exist_yet(deployment: Deployment) -> None:
+def test_startup_waits_for_a_role_that_does_not_exist_yet(
+    deployment: Deployment, moto_server: MotoEmulator
+) -> None:
     fresh_queue(deployment)
-    outage, worker, port = _start_without_role(deployment)
+    outage, worker, port = _start_without_role(deployment, moto_server)
     try:
         worker.wait_for(lambda: len(worker.seen("startup_waiting")) >= 3, timeout=60)
         assert worker.proc.poll() is None, "waiting, not exiting"
@@ -242,7 +268,9 @@ def test_startup_waits_for_a_role_that_does_not_exist_yet(deployment: Deployment
         assert _healthcheck(port, ready=False) == 0
         waits = worker.seen("startup_waiting")
         assert [w["attempt"] for w in waits[:3]] == [1, 2, 3], "one line per attempt"
-        assert all(w["reason"] and w["error"] and w["role_arn"] == deployment.role_arn for w in waits)
+        assert all(w["role_arn"] == deployment.role_arn for w in waits)
+        assert waits[0]["reason"] == "credentials_unavailable"
+        assert "AccessDenied" in waits[0]["error"], "why it waits is in the log"
         assert not worker.seen("worker_started")
 
         outage.restore()
@@ -262,8 +290,10 @@ def test_startup_waits_for_a_role_that_does_not_exist_yet(deployment: Deployment
 
 
 @pytest.mark.slow
-def test_sigterm_while_waiting_for_the_role_exits_0(deployment: Deployment) -> None:
-    _outage, worker, _port = _start_without_role(deployment)
+def test_sigterm_while_waiting_for_the_role_exits_0(
+    deployment: Deployment, moto_server: MotoEmulator
+) -> None:
+    _outage, worker, _port = _start_without_role(deployment, moto_server)
     try:
         worker.wait_for(lambda: worker.seen("startup_waiting"), timeout=60)
         worker.signal(signal.SIGTERM)
