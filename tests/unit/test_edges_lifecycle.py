@@ -178,3 +178,30 @@ def test_stdlib_pyvips_and_asyncio_logs_render_as_json_lines(monkeypatch: pytest
     assert "premature end" in events[0]["event"]
     assert events[1]["event"] == "asyncio_unhandled_exception"
     assert "connection reset" in events[1]["exception"]
+
+
+async def test_the_lambda_batch_dead_letters_a_bug_on_the_last_receive_only() -> None:
+    from worker.batch import BatchProcessor, BatchRecord, BatchSettings
+
+    async def redrive() -> RedrivePolicy:
+        return REDRIVE
+
+    dlq = MemoryDlq()
+    processor = BatchProcessor(ExplodingPipeline(), BatchSettings(), dead_letters=dlq, redrive=redrive)  # type: ignore[arg-type]
+    body = json.dumps(
+        {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": "b"}, "object": {"key": "k"}},
+                }
+            ]
+        }
+    )
+    report = await processor.process(
+        [BatchRecord(body, "m-early", receive_count=1), BatchRecord(body, "m-last", receive_count=3)]
+    )
+    assert report.item_failures() == [{"itemIdentifier": "m-early"}]
+    [(_body, attributes)] = dlq.sent
+    assert (attributes["thumbx-reason"], attributes["thumbx-source-message-id"]) == ("unexpected", "m-last")
