@@ -27,7 +27,7 @@ from worker import attribution
 from worker.batch import BatchProcessor, BatchRecord, BatchReport, BatchSettings, RemainingMillis
 from worker.config import load_settings
 from worker.errors import TransientError
-from worker.observability import configure_logging
+from worker.observability import configure_logging, log_loop_exception
 from worker.service import Runtime, open_runtime
 
 
@@ -36,6 +36,7 @@ class Environment:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(log_loop_exception)  # one JSON line, not a bare traceback
         self.runtime: Runtime | None = None
         self._processor: BatchProcessor | None = None
         self._stack = contextlib.AsyncExitStack()
