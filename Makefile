@@ -100,7 +100,7 @@ deploy-compute:
 	$(COMPUTE_DEPLOY) DeployStage=complete
 
 test-reliability: $(STAMP)
-	$(PY) -m pytest -q tests/unit/test_consumer_reliability.py tests/unit/test_health_metrics.py tests/unit/test_pipeline_idempotency.py tests/integration/test_reliability_*.py
+	$(PY) -m pytest -q tests/unit/test_consumer_reliability.py tests/unit/test_health_metrics.py tests/unit/test_pipeline_idempotency.py tests/integration/test_reliability_*.py tests/unit/test_edges_lifecycle.py tests/integration/test_edges_lifecycle.py
 
 # --- containers (issue 6) ------------------------------------------------------------------------------
 # LocalStack's core in its own venv (cached outside the repo): the second emulator of the integration tests.

@@ -27,7 +27,7 @@ from worker import attribution
 from worker.batch import BatchProcessor, BatchRecord, BatchReport, BatchSettings, RemainingMillis
 from worker.config import load_settings
 from worker.errors import TransientError
-from worker.observability import configure_logging
+from worker.observability import configure_logging, log_loop_exception
 from worker.service import Runtime, open_runtime
 
 
@@ -36,6 +36,7 @@ class Environment:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(log_loop_exception)  # one JSON line, not a bare traceback
         self.runtime: Runtime | None = None
         self._processor: BatchProcessor | None = None
         self._stack = contextlib.AsyncExitStack()
@@ -62,9 +63,13 @@ class Environment:
             settings = replace(settings, role=attribution.for_lambda(settings.role, os.environ, request_id))
             batch = BatchSettings.from_env(os.environ, settings.concurrency)
             configure_logging(settings.log_format, settings.log_level)
-            self.runtime = await self._stack.enter_async_context(open_runtime(settings))
+            self.runtime = await self._stack.enter_async_context(open_runtime(settings, read_redrive=False))
             self._processor = BatchProcessor(
-                self.runtime.pipeline, batch, dead_letters=self.runtime.dlq, metrics=self.runtime.metrics
+                self.runtime.pipeline,
+                batch,
+                dead_letters=self.runtime.dlq,
+                metrics=self.runtime.metrics,
+                redrive=self.runtime.redrive_policy,  # the last receive is dead-lettered with its reason
             )
         return await self._processor.process(records, remaining, ordered=fifo)
 

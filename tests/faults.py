@@ -1,14 +1,18 @@
 """A small fault-injecting HTTP proxy on 127.0.0.1, put between the worker and the moto server.
 
 Every request is forwarded unchanged unless ``rule(request)`` returns a :class:`Fault`, which is answered
-instead (an AWS-shaped error) without reaching the emulator. Requests are classified by the service named in
+instead (an AWS-shaped error) without reaching the emulator, :data:`CONNECTION_DROP`, which closes the
+connection without an answer, or :data:`MID_RESPONSE_DROP`, which forwards it and drops the connection
+halfway through the emulator's answer. Requests are classified by the service named in
 their SigV4 credential scope (``s3``, ``sqs``, ``sts``), so one endpoint serves the whole worker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,11 +57,27 @@ class Fault:
         return f'<?xml version="1.0" encoding="UTF-8"?><Error>{inner}</Error>'.encode()
 
 
+@dataclass(frozen=True)
+class Drop:
+    """Close the client's connection without an answer (a dropped connection, an LB resetting)."""
+
+
+CONNECTION_DROP = Drop()
+
+
+@dataclass(frozen=True)
+class Truncate:
+    """Forward the request, then answer with the emulator's status and headers but only half the body,
+    and close the connection (a connection dropped mid-response)."""
+
+
+MID_RESPONSE_DROP = Truncate()
+
 SLOW_DOWN = Fault(503, "SlowDown", "Please reduce your request rate.")
 INTERNAL_ERROR = Fault(500, "InternalError", "We encountered an internal error. Please try again.")
 STS_UNAVAILABLE = Fault(503, "ServiceUnavailable", "STS is unavailable", xml_root="ErrorResponse")
 
-Rule = Callable[[Request], Fault | None]
+Rule = Callable[[Request], Fault | Drop | Truncate | None]
 
 
 @dataclass
@@ -69,10 +89,15 @@ class Log:
 class FaultProxy(LoopbackServer):
     """``with FaultProxy(upstream, rule) as proxy:`` then point the worker at ``proxy.url``."""
 
-    def __init__(self, upstream: str, rule: Rule | None = None) -> None:
+    def __init__(
+        self, upstream: str, rule: Rule | None = None, *, unread: Callable[[Request], bool] | None = None
+    ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rule: Rule = rule or (lambda _request: None)
+        # Asked before the request body is read (the Request's body is b""): True drops the connection
+        # with the body unread, so a client still writing it sees a reset.
+        self.unread: Callable[[Request], bool] = unread or (lambda _request: False)
         self.log = Log()
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -115,11 +140,22 @@ class FaultProxy(LoopbackServer):
 
     def _relay(self, handler: BaseHTTPRequestHandler) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        body = _read_body(handler, headers)
         scope = _SCOPE.search(headers.get("authorization", ""))
-        request = Request(handler.command, handler.path, scope.group(1) if scope else "", headers, body)
+        service = scope.group(1) if scope else ""
+        if self.unread(Request(handler.command, handler.path, service, headers, b"")):
+            with self._lock:
+                self.log.injected.append((service, handler.command, handler.path, "drop-unread"))
+            _drop(handler)
+            return
+        body = _read_body(handler, headers)
+        request = Request(handler.command, handler.path, service, headers, body)
         fault = self.rule(request)
-        if fault is not None:
+        if isinstance(fault, Drop):
+            with self._lock:
+                self.log.injected.append((request.service, request.method, request.path, "drop"))
+            _drop(handler)
+            return
+        if isinstance(fault, Fault):
             with self._lock:
                 self.log.injected.append((request.service, request.method, request.path, fault.code))
             payload = fault.body()
@@ -135,9 +171,21 @@ class FaultProxy(LoopbackServer):
             response = connection.getresponse()
             data = response.read()
             out = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+            if isinstance(fault, Truncate) and len(data) > 1:
+                with self._lock:
+                    self.log.injected.append((request.service, request.method, request.path, "truncate"))
+                head = handler.command == "HEAD"
+                _respond(handler, response.status, out, data, head=head, cut=len(data) // 2)
+                return
             _respond(handler, response.status, out, data, head=handler.command == "HEAD")
         finally:
             connection.close()
+
+
+def _drop(handler: BaseHTTPRequestHandler) -> None:
+    handler.close_connection = True
+    with contextlib.suppress(OSError):
+        handler.connection.shutdown(socket.SHUT_RDWR)
 
 
 def _read_body(handler: BaseHTTPRequestHandler, headers: dict[str, str]) -> bytes:
@@ -162,6 +210,7 @@ def _respond(
     body: bytes,
     *,
     head: bool = False,
+    cut: int | None = None,
 ) -> None:
     handler.send_response(status)
     has_length = False
@@ -176,5 +225,9 @@ def _respond(
     handler.send_header("Connection", "close")
     handler.end_headers()
     if not head:
-        handler.wfile.write(body)
+        handler.wfile.write(body if cut is None else body[:cut])
     handler.close_connection = True
+    if cut is not None:
+        handler.wfile.flush()
+        with contextlib.suppress(OSError):
+            handler.connection.shutdown(socket.SHUT_RDWR)

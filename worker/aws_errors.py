@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import aiohttp
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -93,7 +94,9 @@ def classify(exc: BaseException, *, what: str, missing_is_404_or_403: bool = Fal
         return TransientError(f"{what}: {code or status}: {exc}", reason=f"aws_{code or status}".lower())
     if isinstance(exc, NoCredentialsError):
         return CredentialsUnavailable(f"{what}: no credentials")
-    if isinstance(exc, BotoConnectionError | ReadTimeoutError | OSError):
+    if isinstance(exc, BotoConnectionError | ReadTimeoutError | OSError | aiohttp.ClientError):
+        # aiohttp's own errors reach here unwrapped when a connection drops while a body is read
+        # (a GetObject stream, or any response read after its headers): the network, not the input
         return ServiceUnavailable(f"{what}: {type(exc).__name__}: {exc}")
     if isinstance(exc, BotoCoreError):
         return ServiceUnavailable(f"{what}: {type(exc).__name__}: {exc}")
@@ -105,5 +108,5 @@ def mapped(what: str, *, missing_is_404_or_403: bool = False) -> Iterator[None]:
     """Re-raise botocore errors inside the block as typed thumbx errors, chained with ``from``."""
     try:
         yield
-    except (ClientError, BotoCoreError, OSError) as exc:
+    except (ClientError, BotoCoreError, OSError, aiohttp.ClientError) as exc:
         raise classify(exc, what=what, missing_is_404_or_403=missing_is_404_or_403) from exc

@@ -5,7 +5,8 @@ more S3 object references. Its fate follows from the outcomes of its references,
 service's consumer (:func:`fate_of`):
 
 * ``done``          every reference succeeded or was ignored on purpose -> acknowledged;
-* ``dead_lettered`` a permanent failure -> the body goes to the DLQ with the reason, then acknowledged;
+* ``dead_lettered`` a permanent failure, or any failure on the source queue's last receive
+                    (:mod:`worker.dead_letter`) -> to the DLQ with the reason, then acknowledged;
 * ``retry``         a transient failure (or a DLQ that could not take the message) -> redelivered later;
 * ``unstarted``     the time guard stopped it before it began -> redelivered later, never half-done.
 
@@ -17,12 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
 import structlog
 
+from worker.dead_letter import (
+    DeadLetterSink,
+    RedrivePolicy,
+    dead_letter_attributes,
+    fate_of,
+    is_last_receive,
+    send_dead_letter,
+    send_unexpected,
+)
 from worker.errors import ThumbxError, TransientError
 from worker.events import parse_body
 from worker.observability import Metrics
@@ -33,11 +43,9 @@ log = structlog.get_logger(__name__)
 
 Fate = Literal["done", "dead_lettered", "retry", "unstarted"]
 RemainingMillis = Callable[[], int]
+RedriveSource = Callable[[], Awaitable[RedrivePolicy | None]]
+"""Answers the source queue's redrive policy (read once, when a record first needs it)."""
 DEFAULT_SAFETY_MARGIN_MS = 10_000
-
-
-class DeadLetterSink(Protocol):
-    async def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
 
 
 class UnreportableFailure(TransientError):
@@ -104,44 +112,6 @@ class BatchReport:
         return [{"itemIdentifier": message_id} for message_id in ids]
 
 
-def fate_of(outcomes: Sequence[Outcome]) -> Literal["done", "dead_lettered", "retry"]:
-    """Any transient failure -> retry; else any permanent failure -> dead-letter; else done."""
-    if any(o.status == "transient" for o in outcomes):
-        return "retry"
-    if any(o.status == "permanent" for o in outcomes):
-        return "dead_lettered"
-    return "done"
-
-
-def dead_letter_attributes(message_id: str, outcomes: Sequence[Outcome]) -> dict[str, str]:
-    """The message attributes a dead-lettered body carries (the same the service's consumer sends):
-    the first permanent failure's reason, detail and key, which of the body's records failed, and the
-    original message id."""
-    failed = [i for i, o in enumerate(outcomes) if o.status == "permanent"]
-    first = outcomes[failed[0]]
-    return {
-        "thumbx-reason": first.reason,
-        "thumbx-detail": first.detail or first.reason,
-        "thumbx-key": first.key or "-",
-        "thumbx-failed-record-indexes": ",".join(str(i) for i in failed),
-        "thumbx-records": str(len(outcomes)),
-        "thumbx-source-message-id": message_id,
-    }
-
-
-async def send_dead_letter(
-    sink: DeadLetterSink, body: str, source_id: str, outcomes: Sequence[Outcome], metrics: Metrics
-) -> str:
-    """Send a body with permanent failures to the DLQ with :func:`dead_letter_attributes`, count each
-    failed reference, and return the reason; the sink's ThumbxError propagates (nothing counted)."""
-    attributes = dead_letter_attributes(source_id, outcomes)
-    await sink.send(body, attributes)
-    for outcome in outcomes:
-        if outcome.status == "permanent":
-            metrics.inc("thumbx_messages_dead_lettered_total", reason=outcome.reason)
-    return attributes["thumbx-reason"]
-
-
 class BatchProcessor:
     """Runs records through the pipeline with bounded concurrency and a remaining-time guard."""
 
@@ -152,11 +122,13 @@ class BatchProcessor:
         *,
         dead_letters: DeadLetterSink | None = None,
         metrics: Metrics | None = None,
+        redrive: RedriveSource | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._settings = settings
         self._dlq = dead_letters
         self._metrics = metrics or Metrics()
+        self._redrive = redrive  # the SQS source queue's policy: its last receive is dead-lettered here
 
     async def process(
         self,
@@ -209,12 +181,32 @@ class BatchProcessor:
             return await self._handle(record)
         except Exception as exc:  # a bug must not lose the message (nor fail its neighbours): retry it
             log.exception("record_unexpected_error", record=record.name)
-            return RecordResult(record, "retry", reason=f"unexpected_{type(exc).__name__}")
+            reason = f"unexpected_{type(exc).__name__}"
+            if self._dlq is not None and await self._last_receive(record):
+                try:
+                    return RecordResult(
+                        record,
+                        "dead_lettered",
+                        reason=await send_unexpected(
+                            self._dlq, record.body, record.name, exc, record.receive_count, self._metrics
+                        ),
+                    )
+                except ThumbxError as send_exc:
+                    log.warning("dead_letter_failed", record=record.name, error=str(send_exc))
+            return RecordResult(record, "retry", reason=reason)
+
+    async def _last_receive(self, record: BatchRecord) -> bool:
+        """Only SQS records (with a messageId) have receive counts the source queue's redrive counts."""
+        if record.message_id is None or self._redrive is None:
+            return False
+        return is_last_receive(record.receive_count, await self._redrive())
 
     async def _handle(self, record: BatchRecord) -> RecordResult:
         started = time.perf_counter()
         outcomes = tuple([await self._pipeline.process(item) for item in parse_body(record.body)])
         fate: Fate = fate_of(outcomes)
+        if fate == "retry" and await self._last_receive(record):
+            fate = "dead_lettered"
         reason = next((o.reason for o in outcomes if not o.ok), "")
         if fate == "dead_lettered":
             fate, reason = await self._dead_letter(record, outcomes)
@@ -230,7 +222,12 @@ class BatchProcessor:
             return "retry", "no_dlq_configured"
         try:
             return "dead_lettered", await send_dead_letter(
-                self._dlq, record.body, record.name, outcomes, self._metrics
+                self._dlq,
+                record.body,
+                record.name,
+                outcomes,
+                self._metrics,
+                receive_count=record.receive_count if record.message_id else None,
             )
         except ThumbxError as exc:
             log.warning("dead_letter_failed", record=record.name, error=str(exc), reason=exc.reason)

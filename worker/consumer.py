@@ -7,7 +7,10 @@ A message's fate is decided from the outcomes of its records:
   succeeded are skipped cheaply on redelivery: the pipeline's one-HEAD idempotency check);
 * otherwise any record failed permanently -> sent to the DLQ once, with the reason and the failed record
   indexes attached, then deleted; the other records of that body were written and stay written
-  (without a DLQ configured it is left for the queue's redrive policy instead).
+  (without a DLQ configured it is left for the queue's redrive policy instead);
+* a message that fails in any way on its last receive (``ApproximateReceiveCount`` has reached the source
+  queue's ``maxReceiveCount``, :mod:`worker.dead_letter`) is dead-lettered the same way, with the
+  transient's reason (or ``unexpected``), instead of being moved later by the redrive policy unexplained.
 
 Reliability rules (at-least-once, nothing lost):
 
@@ -17,7 +20,9 @@ Reliability rules (at-least-once, nothing lost):
 * when credentials cannot be obtained the loop pauses receiving (exponential backoff, jitter) instead of
   burning receive counts towards the DLQ, and resumes on its own;
 * on stop: no more receives, in-flight work may finish until the shutdown deadline, unfinished messages are
-  returned at once (visibility 0), pending deletes are flushed.
+  returned at once (visibility 0), pending deletes are flushed; a long poll in flight when stop began is
+  not abandoned (SQS would still hand it messages, hidden for a visibility timeout): it may complete
+  within the deadline and whatever it returns is released at once.
 """
 
 from __future__ import annotations
@@ -33,8 +38,16 @@ from typing import Literal
 
 import structlog
 
-from worker.batch import DeadLetterSink, dead_letter_attributes, fate_of, send_dead_letter
-from worker.errors import ThumbxError
+from worker.dead_letter import (
+    DeadLetterSink,
+    RedrivePolicy,
+    dead_letter_attributes,
+    final_fate,
+    is_last_receive,
+    send_dead_letter,
+    send_unexpected,
+)
+from worker.errors import ThumbxError, TransientError
 from worker.events import ObjectRef, parse_body
 from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline
@@ -70,9 +83,9 @@ class ConsumerConfig:
 _FATES: dict[str, Fate] = {"done": "delete", "retry": "retry", "dead_lettered": "dead_letter"}
 
 
-def decide(outcomes: Sequence[Outcome]) -> Fate:
-    """The Lambda shim's rule (:func:`worker.batch.fate_of`), in the queue's own words."""
-    return _FATES[fate_of(outcomes)]
+def decide(outcomes: Sequence[Outcome], receive_count: int = 1, redrive: RedrivePolicy | None = None) -> Fate:
+    """The Lambda shim's rule (:func:`worker.dead_letter.final_fate`), in the queue's own words."""
+    return _FATES[final_fate(outcomes, receive_count, redrive)]
 
 
 def retry_delay(receive_count: int, config: ConsumerConfig) -> int:
@@ -134,8 +147,11 @@ class Consumer:
         dead_letters: DeadLetterSink | None = None,
         observer: OutcomeObserver | None = None,
         gate: ReadinessGate | None = None,
+        redrive: RedrivePolicy | None = None,
+        status: ConsumerStatus | None = None,
     ) -> None:
         self._queue = queue
+        self._redrive = redrive  # the source queue's: a failure on its last receive is dead-lettered here
         self._pipeline = pipeline
         self._config = config
         self._metrics = metrics or Metrics()
@@ -146,8 +162,9 @@ class Consumer:
         self._room = asyncio.Event()
         self._deletes: list[Message] = []
         self._delete_flush: asyncio.Task[None] | None = None
+        self._late_receive: asyncio.Task[None] | None = None  # a long poll still in flight at stop
         self._failures = 0
-        self.status = ConsumerStatus()
+        self.status = status or ConsumerStatus()
 
     @property
     def in_flight(self) -> int:
@@ -184,6 +201,12 @@ class Consumer:
                     messages = await self._receive(stop_wait)
                 except ThumbxError as exc:
                     await self._pause(exc, stop_wait)
+                    continue
+                except Exception as exc:  # unmapped (a bug): pause like an outage, never end the loop
+                    log.exception("receive_failed")
+                    await self._pause(
+                        TransientError(f"{type(exc).__name__}: {exc}", reason="unexpected"), stop_wait
+                    )
                     continue
                 if messages is None:
                     return  # stopped while polling
@@ -225,13 +248,36 @@ class Consumer:
         )
         await asyncio.wait({receive, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
         if not receive.done():
-            # Stopping: abandon the long poll. A message SQS hands out in this very instant reappears after
-            # its visibility timeout (at-least-once holds; nothing is lost).
-            receive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ThumbxError):
-                await receive
+            # Stopping while a long poll is in flight. Abandoning it would not stop SQS from handing it
+            # messages (hidden for a full visibility timeout, a receive spent): let it finish within the
+            # shutdown deadline instead and release whatever it returns at once (see _shutdown).
+            self._late_receive = asyncio.create_task(self._release_late(receive), name="thumbx-late-receive")
             return None
         return receive.result()
+
+    async def _release_late(self, receive: asyncio.Task[list[Message]]) -> None:
+        try:
+            messages = await receive
+        except ThumbxError as exc:
+            log.info("receive_after_stop_failed", error=str(exc))
+            return
+        except asyncio.CancelledError:
+            receive.cancel()
+            log.warning("receive_abandoned", reason="shutdown deadline")
+            raise
+        if not messages:
+            return
+        self._metrics.inc("thumbx_messages_received_total", len(messages))
+        try:
+            result = await self._queue.change_visibility(messages, 0)
+        except ThumbxError as exc:
+            log.warning("release_failed", count=len(messages), error=str(exc))
+            return
+        self._metrics.inc("thumbx_messages_released_total", len(messages) - len(result.failed))
+        log.info(
+            "released_received_after_stop",
+            message_ids=[m.message_id for m in messages if m.message_id not in result.failed],
+        )
 
     async def _pause(self, exc: ThumbxError, stop_wait: asyncio.Task[bool]) -> None:
         self._failures += 1
@@ -276,11 +322,16 @@ class Consumer:
     async def _handle(self, lease: Lease) -> None:
         started = time.perf_counter()
         try:
-            items = parse_body(lease.message.body)
-            outcomes = [await self._pipeline.process(item) for item in items]
+            try:
+                items = parse_body(lease.message.body)
+                outcomes = [await self._pipeline.process(item) for item in items]
+            except Exception as exc:  # a bug must not vanish silently; the message reappears by itself
+                log.exception("handle_failed", message_id=lease.message.message_id)
+                await self._dead_letter_unexpected(lease, exc)
+                return
             lease.settled = True
             message = lease.message  # the newest receipt handle, if it was redelivered meanwhile
-            fate = decide(outcomes)
+            fate = decide(outcomes, message.receive_count, self._redrive)
             if any(o.reason in CREDENTIAL_REASONS for o in outcomes):
                 self._trip_credentials_pause()
             try:
@@ -306,8 +357,30 @@ class Consumer:
             reason = dead_letter_attributes(message.message_id, outcomes)["thumbx-reason"]
             log.warning("no_dlq_configured", message_id=message.message_id, reason=reason)
             return  # the queue's redrive policy moves it after maxReceiveCount
-        await send_dead_letter(self._dlq, message.body, message.message_id, outcomes, self._metrics)
+        await send_dead_letter(
+            self._dlq,
+            message.body,
+            message.message_id,
+            outcomes,
+            self._metrics,
+            receive_count=message.receive_count,
+        )
         await self._schedule_delete(message)
+
+    async def _dead_letter_unexpected(self, lease: Lease, exc: Exception) -> None:
+        """Handling raised: on the last receive, dead-letter it with reason ``unexpected`` (else it reappears
+        after its visibility timeout, and the redrive policy would move it without a reason)."""
+        message = lease.message
+        if self._dlq is None or not is_last_receive(message.receive_count, self._redrive):
+            return
+        lease.settled = True
+        try:
+            await send_unexpected(
+                self._dlq, message.body, message.message_id, exc, message.receive_count, self._metrics
+            )
+            await self._schedule_delete(message)
+        except ThumbxError as send_exc:
+            log.warning("ack_failed", message_id=message.message_id, fate="dead_letter", error=str(send_exc))
 
     # --- batched acks -------------------------------------------------------------------------------------
 
@@ -319,6 +392,8 @@ class Consumer:
             self._delete_flush = asyncio.create_task(self._delayed_flush())
 
     async def _delayed_flush(self) -> None:
+        # Nobody awaits this task: an exception escaping it would only surface as asyncio's "Task exception
+        # was never retrieved" (and the acks would wait for shutdown). flush_deletes logs and never raises.
         await asyncio.sleep(self._config.delete_batch_delay)
         while self._deletes:  # acks that arrived while a batch was in flight go out next, not at shutdown
             await self.flush_deletes()
@@ -332,6 +407,9 @@ class Consumer:
         except ThumbxError as exc:
             log.warning("delete_failed", count=len(batch), error=str(exc))
             return
+        except Exception:  # unmapped (a bug): logged; the messages reappear and are acked as duplicates
+            log.exception("delete_failed", count=len(batch))
+            return
         for message_id, code in result.failed.items():
             log.warning("delete_failed", message_id=message_id, code=code)
         self._metrics.inc("thumbx_messages_deleted_total", len(batch) - len(result.failed))
@@ -341,7 +419,10 @@ class Consumer:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self._config.heartbeat_interval)
-            await self.extend_due()
+            try:
+                await self.extend_due()
+            except Exception:  # unmapped (a bug): one beat lost, not the heartbeat
+                log.exception("heartbeat_failed")
 
     async def extend_due(self) -> None:
         """One heartbeat: extend every held, unsettled message close to reappearing (batched by timeout)."""
@@ -380,7 +461,14 @@ class Consumer:
         tasks = [lease.task for lease in self._leases.values() if lease.task is not None]
         if tasks:
             log.info("draining", in_flight=len(tasks), deadline_s=self._config.shutdown_seconds)
-            await asyncio.wait(tasks, timeout=max(0.0, deadline - reserve - time.monotonic()))
+        late = [self._late_receive] if self._late_receive is not None else []
+        if tasks or late:
+            await asyncio.wait([*tasks, *late], timeout=max(0.0, deadline - reserve - time.monotonic()))
+        for task in late:  # past the deadline: abandon the poll (what it gets reappears after its timeout)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         heartbeat.cancel()  # before releasing: a late extension must not hide a returned message again
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat

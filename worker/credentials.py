@@ -61,6 +61,7 @@ class AssumeRoleFetcher:
         endpoint_url: str | None = None,
         sts_config: Any = None,
         metrics: Metrics | None = None,
+        stats: CredentialStats | None = None,
     ) -> None:
         self._base = base
         self._metrics = metrics or Metrics()
@@ -68,7 +69,8 @@ class AssumeRoleFetcher:
         self._region = region
         self._endpoint_url = endpoint_url
         self._sts_config = sts_config
-        self.stats = CredentialStats()
+        self.stats = stats or CredentialStats()
+        self.log_failures = True  # start-up logs its own line per attempt (worker.startup)
 
     async def __call__(self) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -88,7 +90,8 @@ class AssumeRoleFetcher:
         except (ClientError, BotoCoreError, OSError) as exc:
             self.stats.failures += 1
             self._metrics.inc("thumbx_credential_refresh_failures_total")
-            log.warning("assume_role_failed", role_arn=self._role.role_arn, error=str(exc))
+            if self.log_failures:
+                log.warning("assume_role_failed", role_arn=self._role.role_arn, error=str(exc))
             raise CredentialsUnavailable(f"cannot assume {self._role.role_arn}: {exc}") from exc
         creds = response["Credentials"]
         self.stats.refreshes += 1
@@ -131,13 +134,32 @@ async def assumed_role_session(
     windows: RefreshWindows | None = None,
     sts_config: Any = None,
     metrics: Metrics | None = None,
+    stats: CredentialStats | None = None,
+    first: Callable[[Callable[[], Awaitable[dict[str, Any]]]], Awaitable[dict[str, Any]]] | None = None,
 ) -> RoleSession:
-    """Assume ``role`` once now (failing fast on a misconfiguration) and return a self-refreshing session."""
+    """Assume ``role`` now and return a self-refreshing session.
+
+    ``first`` runs the first AssumeRole (the service passes :func:`worker.startup.until_ready`, which
+    retries it until it works); by default it is tried once and a CredentialsUnavailable propagates.
+    """
     fetcher = AssumeRoleFetcher(
-        base, role, region=region, endpoint_url=endpoint_url, sts_config=sts_config, metrics=metrics
+        base,
+        role,
+        region=region,
+        endpoint_url=endpoint_url,
+        sts_config=sts_config,
+        metrics=metrics,
+        stats=stats,
     )
     windows = windows or RefreshWindows.for_duration(role.duration_seconds)
-    metadata = await fetcher()
+    if first is None:
+        metadata = await fetcher()
+    else:
+        fetcher.log_failures = False
+        try:
+            metadata = await first(fetcher)
+        finally:
+            fetcher.log_failures = True
     refresh: Callable[[], Awaitable[dict[str, Any]]] = fetcher
     credentials = AioRefreshableCredentials.create_from_metadata(
         metadata=metadata,

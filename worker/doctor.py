@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from worker import dead_letter
 from worker.config import RoleSettings
 from worker.policies import SESSION_PATTERN
 
@@ -192,11 +193,8 @@ def evaluate_notification(
 
 def parse_redrive(raw: str | None) -> tuple[str, int] | None:
     """A RedrivePolicy attribute as (deadLetterTargetArn, maxReceiveCount); None if absent or malformed."""
-    try:
-        redrive = json.loads(raw or "")
-        return str(redrive["deadLetterTargetArn"]), int(redrive["maxReceiveCount"])
-    except (ValueError, KeyError, TypeError):
-        return None
+    redrive = dead_letter.parse_redrive(raw)
+    return None if redrive is None else (redrive.dead_letter_target_arn, redrive.max_receive_count)
 
 
 def evaluate_dead_letter(attributes: Mapping[str, str]) -> Check:

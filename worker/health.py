@@ -1,8 +1,10 @@
 """The worker's HTTP face: ``/healthz`` (live), ``/readyz`` (ready), ``/metrics`` (Prometheus text).
 
-* live: the consumer loop ticked recently (it ticks at every poll, every second while full, every heartbeat);
-* ready: not draining, not paused, the last receive succeeded (so the queue is reachable with the current
-  credentials) and the assumed-role credentials have not expired;
+* live: the consumer loop ticked recently (it ticks at every poll, every second while full, every heartbeat,
+  and every second while start-up waits for credentials);
+* ready: start-up is done (role assumed, the queue answered), not draining, not paused, the last receive
+  succeeded (so the queue is reachable with the current credentials) and the assumed-role credentials have
+  not expired;
 * metrics: every series in :class:`worker.observability.Metrics`, rendered by ``prometheus_client``.
 
 Served by aiohttp (already installed with aiobotocore) on ``THUMBX_HEALTH_HOST:THUMBX_HEALTH_PORT``.
@@ -30,6 +32,7 @@ from prometheus_client.registry import Collector
 from worker.consumer import ConsumerStatus
 from worker.credentials import CredentialStats
 from worker.observability import Labels, Metrics
+from worker.startup import StartupState
 
 log = structlog.get_logger(__name__)
 V = TypeVar("V")
@@ -66,6 +69,7 @@ class HealthProbe:
     status: ConsumerStatus
     credentials: CredentialStats | None
     liveness_seconds: float
+    startup: StartupState | None = None
 
     def live(self) -> tuple[bool, dict[str, Any]]:
         age = time.monotonic() - self.status.last_tick
@@ -74,6 +78,8 @@ class HealthProbe:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
         problems: list[str] = []
+        if self.startup is not None and self.startup.waiting_for is not None:
+            problems.append(f"starting (attempt {self.startup.attempts}): {self.startup.waiting_for}")
         if self.status.draining:
             problems.append("draining")
         if self.status.paused_until > now:

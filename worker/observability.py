@@ -1,11 +1,13 @@
 """Logging and metrics: structlog configured once, and in-process counters/histograms.
 
 Logs are JSON lines when stderr is not a terminal (containers, Lambda) and coloured key=value text on a
-terminal. Processors drop anything that looks like a credential before rendering.
+terminal, stdlib loggers (botocore, aiohttp, pyvips/libvips) and asyncio's unhandled exceptions included.
+Processors drop anything that looks like a credential before rendering.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
@@ -28,25 +30,53 @@ def redact_secrets(_logger: Any, _method: str, event: MutableMapping[str, Any]) 
 
 
 def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info") -> None:
+    """structlog for thumbx's own events, and every stdlib logger routed through the same renderer:
+    botocore (e.g. a failed advisory credential refresh), aiohttp, asyncio, ``py.warnings`` and pyvips,
+    which forwards libvips' GLib log domain ``VIPS`` ("VipsJpeg: premature end of JPEG file") to its
+    ``pyvips`` logger. On a non-terminal stderr, then, every line is one JSON object."""
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer(colors=True)
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact_secrets,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
-    # botocore's own warnings (e.g. a failed advisory credential refresh) go through stdlib logging.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+
+
+def log_loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio's exception handler (e.g. "Task exception was never retrieved"), as one structlog line."""
+    exc = context.get("exception")
+    task = context.get("task") or context.get("future")
+    structlog.get_logger("asyncio").error(
+        "asyncio_unhandled_exception",
+        message=context.get("message", ""),
+        task=getattr(task, "get_name", lambda: repr(task))() if task is not None else None,
+        exc_info=exc if isinstance(exc, BaseException) else None,
+    )
 
 
 Labels = tuple[tuple[str, str], ...]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.aws_errors import mapped
+from worker.dead_letter import RedrivePolicy, parse_redrive
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,14 @@ class SqsQueue:
                 response = await self._sqs.change_message_visibility_batch(QueueUrl=self.url, Entries=entries)
             failed.update(_failures(chunk, response))
         return BatchResult(failed)
+
+    async def redrive_policy(self) -> RedrivePolicy | None:
+        """The queue's RedrivePolicy (GetQueueAttributes); None when it has none."""
+        with mapped(f"GetQueueAttributes {self.url}"):
+            response = await self._sqs.get_queue_attributes(
+                QueueUrl=self.url, AttributeNames=["RedrivePolicy"]
+            )
+        return parse_redrive(response.get("Attributes", {}).get("RedrivePolicy"))
 
     async def send(self, body: str, attributes: Mapping[str, str] | None = None) -> str:
         attrs = {

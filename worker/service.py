@@ -10,26 +10,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aioboto3
 import structlog
 from aiobotocore.config import AioConfig
 
 from worker.config import Settings
-from worker.credentials import RefreshWindows, RoleSession, assumed_role_session
-from worker.observability import Metrics
+from worker.credentials import CredentialStats, RefreshWindows, RoleSession, assumed_role_session
+from worker.dead_letter import RedrivePolicy
+from worker.errors import ThumbxError
+from worker.observability import Metrics, log_loop_exception
 from worker.pipeline import Pipeline, PipelineConfig, Renderer
 from worker.queue import SqsQueue
+from worker.startup import ONE_ATTEMPT, StartupAborted, StartupPolicy, StartupState, until_ready
 from worker.storage import S3Store
 
 if TYPE_CHECKING:
     from worker.consumer import ConsumerConfig, OutcomeObserver
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def client_config(max_pool: int) -> AioConfig:
@@ -53,6 +58,21 @@ class Runtime:
     role: RoleSession | None
     metrics: Metrics
     executor: ThreadPoolExecutor
+    redrive: RedrivePolicy | None = None  # the source queue's, read at start-up (or on first need)
+    redrive_known: bool = False
+
+    async def redrive_policy(self) -> RedrivePolicy | None:
+        """The source queue's redrive policy: read at start-up, else on the first call that needs it
+        (the Lambda shim: an environment that only acknowledges records makes no AWS call for it).
+        A failed read is logged and answered None (only permanent failures are dead-lettered then)."""
+        if not self.redrive_known:
+            try:
+                self.redrive = await self.queue.redrive_policy()
+            except ThumbxError as exc:
+                log.warning("redrive_policy_unknown", queue_url=self.queue.url, error=str(exc))
+                return None
+            self.redrive_known = True
+        return self.redrive
 
 
 @contextlib.asynccontextmanager
@@ -63,20 +83,37 @@ async def open_runtime(
     windows: RefreshWindows | None = None,
     metrics: Metrics | None = None,
     renderer: Renderer | None = None,
+    startup: StartupPolicy = ONE_ATTEMPT,
+    state: StartupState | None = None,
+    stop: asyncio.Event | None = None,
+    stats: CredentialStats | None = None,
+    read_redrive: bool = True,
 ) -> AsyncIterator[Runtime]:
+    """Assume the role and read the queue's redrive policy (each step retried per ``startup``, until
+    ``stop``: :class:`StartupAborted`), then open the clients, the render pool and the pipeline.
+    ``read_redrive=False`` (Lambda): no queue call at start-up, see :meth:`Runtime.redrive_policy`."""
     base = base_session or aioboto3.Session(region_name=settings.region)
     config = client_config(max(10, settings.concurrency * 4))
     metrics = metrics or Metrics()
+    state = state or StartupState()
     role: RoleSession | None = None
+    role_arn = settings.role.role_arn if settings.role else None
+
+    async def wait(step: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        return await until_ready(step, attempt, policy=startup, state=state, stop=stop, role_arn=role_arn)
+
     if settings.role is not None:
+        role_settings = settings.role
         role = await assumed_role_session(
             base,
-            settings.role,
+            role_settings,
             region=settings.region,
             endpoint_url=settings.endpoint_url,
             windows=windows,
             sts_config=config,
             metrics=metrics,
+            stats=stats,
+            first=lambda fetch: wait("assume_role", fetch),
         )
     storage_session = role.session if role else base
     queue_session = role.session if (role and settings.queue_credentials == "role") else base
@@ -91,6 +128,17 @@ async def open_runtime(
             storage_session.client("s3", **client_args) as s3,
             queue_session.client("sqs", **client_args) as sqs,
         ):
+            queue = SqsQueue(sqs, settings.queue_url)
+            # The first call with the queue credentials: proves the role (and its trust) works, and tells
+            # which receive is the last before the redrive policy moves a message (worker.dead_letter).
+            redrive = await wait("queue", queue.redrive_policy) if read_redrive else None
+            state.waiting_for = None
+            if read_redrive:
+                log.info(
+                    "redrive_policy",
+                    max_receive_count=redrive.max_receive_count if redrive else None,
+                    dead_letter_target=redrive.dead_letter_target_arn if redrive else None,
+                )
             pipeline = Pipeline(
                 S3Store(s3),
                 PipelineConfig(
@@ -105,11 +153,13 @@ async def open_runtime(
             yield Runtime(
                 settings=settings,
                 pipeline=pipeline,
-                queue=SqsQueue(sqs, settings.queue_url),
+                queue=queue,
                 dlq=SqsQueue(sqs, settings.dlq_url) if settings.dlq_url else None,
                 role=role,
                 metrics=metrics,
                 executor=executor,
+                redrive=redrive,
+                redrive_known=read_redrive,
             )
     finally:
         # Don't wait for a render abandoned at the shutdown deadline: its message is already back on the
@@ -147,22 +197,56 @@ async def run(
     On stop: no more receives, in-flight work gets ``settings.shutdown_seconds`` to finish, unfinished
     messages go back to the queue at once, deletes are flushed; then this returns.
     """
-    from worker.consumer import Consumer
+    from worker.consumer import Consumer, ConsumerStatus
     from worker.emf import EmfReporter
     from worker.health import HealthProbe, HealthServer
 
     stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
     if handle_signals:
-        loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _stopper(stop, sig))
-    async with (
-        open_runtime(
-            settings, base_session=base_session, windows=windows, metrics=metrics, renderer=renderer
-        ) as rt,
-        contextlib.AsyncExitStack() as stack,
-    ):
-        config = consumer_config(settings)
+    loop.set_exception_handler(log_loop_exception)
+    config = consumer_config(settings)
+    metrics = metrics or Metrics()
+    status = ConsumerStatus()
+    state = StartupState(on_tick=[lambda: setattr(status, "last_tick", time.monotonic())])
+    stats = CredentialStats() if settings.role else None
+    async with contextlib.AsyncExitStack() as stack:
+        if settings.health_port is not None:
+            # Up before start-up waits for credentials: alive (the wait ticks), not ready (it says why).
+            probe = HealthProbe(
+                status,
+                stats,
+                liveness_seconds=config.wait_seconds + config.pause_max_seconds + 30,
+                startup=state,
+            )
+            server = HealthServer(probe, metrics, host=settings.health_host, port=settings.health_port)
+            try:
+                port = await server.start()
+            except OSError as exc:  # keep consuming; the failing health check will say so
+                log.error("health_server_failed", port=settings.health_port, error=str(exc))
+            else:
+                stack.push_async_callback(server.stop)
+                if on_health_port is not None:
+                    on_health_port(port)
+        try:
+            rt = await stack.enter_async_context(
+                open_runtime(
+                    settings,
+                    base_session=base_session,
+                    windows=windows,
+                    metrics=metrics,
+                    renderer=renderer,
+                    startup=StartupPolicy(forever=True, max_backoff=config.pause_max_seconds),
+                    state=state,
+                    stop=stop,
+                    stats=stats,
+                )
+            )
+        except StartupAborted as exc:
+            log.info("worker_stopped", during_startup=str(exc))
+            return
         gate = rt.role.credentials.get_frozen_credentials if rt.role else None
         consumer = Consumer(
             rt.queue,
@@ -172,22 +256,9 @@ async def run(
             dead_letters=rt.dlq,
             observer=observer,
             gate=gate,
+            redrive=rt.redrive,
+            status=status,
         )
-        if settings.health_port is not None:
-            probe = HealthProbe(
-                consumer.status,
-                rt.role.stats if rt.role else None,
-                liveness_seconds=config.wait_seconds + config.pause_max_seconds + 30,
-            )
-            server = HealthServer(probe, rt.metrics, host=settings.health_host, port=settings.health_port)
-            try:
-                port = await server.start()
-            except OSError as exc:  # keep consuming; the failing health check will say so
-                log.error("health_server_failed", port=settings.health_port, error=str(exc))
-            else:
-                stack.push_async_callback(server.stop)
-                if on_health_port is not None:
-                    on_health_port(port)
         if settings.emf_seconds > 0:
             reporter = asyncio.create_task(EmfReporter(rt.metrics).run(settings.emf_seconds))
             stack.push_async_callback(_cancel, reporter)

@@ -148,6 +148,7 @@ async def test_dead_letter_attributes_name_the_failed_records_of_a_multi_record_
         "thumbx-failed-record-indexes": "1",
         "thumbx-records": "2",
         "thumbx-source-message-id": "m1",
+        "thumbx-receive-count": "1",
     }
 
 
