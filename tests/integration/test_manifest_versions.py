@@ -214,7 +214,7 @@ async def test_an_older_event_delivered_after_a_newer_one_is_stale(deployment: D
         await settle(worker, deployment, 2)
     rendered, stale = worker.outcomes
     assert (rendered.reason, stale.status, stale.reason) == ("rendered", "ignored", "stale_event")
-    assert OLDER in stale.detail and NEWER in stale.detail
+    assert stale.detail == f"sequencer {OLDER} is older than the rendered {NEWER}"
     assert worker.metrics.count("thumbx_records_ignored_total", reason="stale_event") == 1
     assert width_of(deployment, LG) == 300, "the newer version's thumbnails stay"
     assert get(deployment, MANIFEST)[0] == newer_manifest
