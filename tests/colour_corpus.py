@@ -6,7 +6,7 @@ built-in set (Display P3, CMYK). Each source is a colourful sRGB picture convert
 device values by lcms (or, for XYB, by the opsin formulas) and saved with the profile embedded.
 
 ``mad(thumbnail, source)``: the thumbnail against the source converted to sRGB by lcms with the intent
-the core documents, resized alike: mean absolute difference per channel, 0-255.
+the core documents, resized alike: mean absolute difference per channel, 0-255, over 4x4-pixel blocks.
 
     .venv/bin/python -m tests.colour_corpus                        # the table for this checkout
     .venv/bin/python -m tests.colour_corpus --worker-root ../main  # the same table for another checkout
@@ -38,6 +38,7 @@ INTENT = ImageCms.Intent.RELATIVE_COLORIMETRIC
 FLAGS = ImageCms.Flags.BLACKPOINTCOMPENSATION
 SIZE = (320, 240)
 PRESET = "t:160:png"
+BLOCK = 4
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
 
@@ -281,9 +282,7 @@ def to_device(image: Image.Image, profile: bytes, mode: str) -> Image.Image:
 
 def save(image: Image.Image, fmt: str, profile: bytes | None, **options: object) -> bytes:
     buffer = io.BytesIO()
-    if profile is not None:
-        options["icc_profile"] = profile
-    image.save(buffer, fmt, **options)
+    image.save(buffer, fmt, icc_profile=profile, **options)  # None: no profile, not the one in image.info
     return buffer.getvalue()
 
 
@@ -433,7 +432,12 @@ def mad(thumbnail: bytes, reference: Image.Image) -> float:
     if "A" in reference.mode:
         reference = _over_grey(reference.convert("RGBA"))
     expected = reference.convert("RGB").resize(out.size, Image.Resampling.LANCZOS)
-    difference = ImageChops.difference(out.convert("RGB"), expected)
+    # Over 4x4 blocks: the colour is compared, not the detail that JPEG's DCT shrink-on-load and the
+    # resampling kernels render a little differently (up to ~2.8 on a sharp photo without any profile).
+    difference = ImageChops.difference(
+        out.convert("RGB").reduce(BLOCK) if min(out.size) >= BLOCK else out.convert("RGB"),
+        expected.reduce(BLOCK) if min(out.size) >= BLOCK else expected,
+    )
     return sum(ImageStat.Stat(difference).mean) / 3
 
 
