@@ -286,13 +286,11 @@ def save(image: Image.Image, fmt: str, profile: bytes | None, **options: object)
     return buffer.getvalue()
 
 
-@functools.cache
 def libvips_profile(name: str) -> bytes:
     """One of the profiles libvips ships (``srgb``, ``p3``, ``cmyk``), as bytes."""
-    import pyvips
+    from worker.imaging import builtin_profile
 
-    probe = (pyvips.Image.black(1, 1, bands=3) + 128).cast("uchar").copy(interpretation="srgb")
-    return bytes(probe.icc_transform(name, input_profile="srgb").get("icc-profile-data"))
+    return builtin_profile(name)
 
 
 ADOBE_RGB = matrix_profile(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+from pathlib import Path
 
 import pytest
 import pyvips
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from tests import colour_corpus as cc
+from worker.contact_sheet import SheetRow, write_contact_sheet
 from worker.imaging import render
 from worker.imaging.markers import Nclx, heif_nclx
 from worker.presets import parse_presets
@@ -154,3 +156,34 @@ def _noise(length: int, seed: int) -> bytes:
     import random
 
     return random.Random(seed).randbytes(length)
+
+
+# --- the demo's contact sheet ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ProPhoto JPEG", "CMYK JPEG, no profile", "Adobe RGB PNG with alpha"])
+def test_contact_sheet_shows_sources_colour_managed(tmp_path: Path, name: str) -> None:
+    case = _generated()[name]
+    source = tmp_path / "sources" / ("photo.png" if "PNG" in name else "photo.jpg")
+    source.parent.mkdir()
+    source.write_bytes(case.data)
+    thumb = tmp_path / "thumbnails" / "photo" / "t.png"
+    thumb.parent.mkdir(parents=True)
+    thumb.write_bytes(_one(case.data, "t:128:png"))
+    html_path, png_path = write_contact_sheet([SheetRow(source, [thumb], "photo")], tmp_path)
+    (preview,) = (tmp_path / "previews").iterdir()
+    assert f"src='previews/{preview.name}'" in html_path.read_text()
+    assert cc.mad(preview.read_bytes(), case.reference()) <= MAX_MAD
+    tile = (
+        Image.open(png_path).convert("RGB").crop((12, 44, 12 + 256, 44 + 192))
+    )  # a 4:3 tile centred in its cell
+    expected = cc._over_grey(case.reference().convert("RGBA")) if "alpha" in name else case.reference()
+    reference = expected.convert("RGB").resize((256, 192), Image.Resampling.LANCZOS)
+    if "alpha" not in name:  # the sheet composites alpha on its own backdrop
+        assert cc.mad(_png(tile), reference) <= MAX_MAD
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

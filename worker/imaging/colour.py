@@ -140,3 +140,10 @@ def _profile_verdict(profile: bytes, kind: tuple[str, int]) -> str:
     expected = [value for pixel in grid for value in (pixel * 3 if colours == 1 else pixel)]
     moved = max(abs(a - b) for a, b in zip(values, expected, strict=True))
     return "srgb" if moved <= _SRGB_TOLERANCE else "convert"
+
+
+@functools.cache
+def builtin_profile(name: str) -> bytes:
+    """One of the ICC profiles libvips ships (``srgb``, ``p3``, ``cmyk``), as bytes."""
+    probe = (pyvips.Image.black(1, 1, bands=3) + 128).cast("uchar").copy(interpretation="srgb")
+    return bytes(probe.icc_transform(name, input_profile=SRGB).get(_ICC))
