@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageDraw, ImageFont
 
-from worker.imaging import builtin_profile
+from worker.imaging import builtin_profile, has_builtin_profile
 
 # EXIF Orientation -> the transpose that turns an upright picture into what a camera would have stored.
 _STORE_AS = {
@@ -72,6 +72,19 @@ def _display_p3(image: Image.Image) -> Image.Image:
     return converted
 
 
+def _display_p3_sample() -> list[Sample]:
+    if not has_builtin_profile("p3"):  # libvips < 8.15 ships no Display P3 profile
+        return []
+    picture = _display_p3(upright_scene(1200, 1600, "Display P3"))
+    return [
+        Sample(
+            "display p3 phone.jpg",
+            _jpeg(picture, 6, icc_profile=builtin_profile("p3")),
+            "Display P3 profile (as phones write): thumbnails converted to sRGB",
+        )
+    ]
+
+
 def _jpeg(
     image: Image.Image, orientation: int, *, cmyk: bool = False, icc_profile: bytes | None = None
 ) -> bytes:
@@ -111,11 +124,7 @@ def demo_samples() -> list[Sample]:
         Sample(
             "upside down.jpg", _jpeg(upright_scene(1500, 1000, "orientation 3"), 3), "stored upside down (3)"
         ),
-        Sample(
-            "display p3 phone.jpg",
-            _jpeg(_display_p3(upright_scene(1200, 1600, "Display P3")), 6, icc_profile=builtin_profile("p3")),
-            "Display P3 profile (as phones write): thumbnails converted to sRGB",
-        ),
+        *_display_p3_sample(),
         Sample("logo.png", png.getvalue(), "PNG with transparency"),
         Sample("not-an-image.jpg", b"%PDF-1.4 this is not a JPEG\n", "a PDF named .jpg: refused, not lost"),
     ]

@@ -13,7 +13,7 @@ still running at the time limit.
 """
 
 from worker.imaging.build import build_info
-from worker.imaging.colour import builtin_profile
+from worker.imaging.colour import builtin_profile, has_builtin_profile
 from worker.imaging.core import LOADER_FORMATS, Header, Rendition, probe, render
 from worker.limits import DEFAULT_LIMITS, Limits
 
@@ -25,6 +25,7 @@ __all__ = [
     "Rendition",
     "build_info",
     "builtin_profile",
+    "has_builtin_profile",
     "probe",
     "render",
 ]

@@ -63,7 +63,7 @@ def plan(image: Any, nclx: Nclx | None = None) -> Conversion | None:
     if cmyk:
         return Conversion(CMYK_FALLBACK, before_resize=True)
     p3 = nclx is not None and nclx.primaries == _P3_PRIMARIES and nclx.transfer in _SDR_TRANSFERS
-    if p3 and image.bands in (3, 4) and pyvips.at_least_libvips(8, 15):
+    if p3 and image.bands in (3, 4) and has_builtin_profile(DISPLAY_P3):
         return Conversion(DISPLAY_P3, before_resize=False)
     return None
 
@@ -147,3 +147,13 @@ def builtin_profile(name: str) -> bytes:
     """One of the ICC profiles libvips ships (``srgb``, ``p3``, ``cmyk``), as bytes."""
     probe = (pyvips.Image.black(1, 1, bands=3) + 128).cast("uchar").copy(interpretation="srgb")
     return bytes(probe.icc_transform(name, input_profile=SRGB).get(_ICC))
+
+
+def has_builtin_profile(name: str) -> bool:
+    """Whether this libvips ships that profile (older builds have ``srgb`` and ``cmyk`` but no ``p3``)."""
+    try:
+        builtin_profile(name)
+    except pyvips.Error:
+        pyvips.vips_lib.vips_error_clear()
+        return False
+    return True
