@@ -286,11 +286,25 @@ def save(image: Image.Image, fmt: str, profile: bytes | None, **options: object)
     return buffer.getvalue()
 
 
-def libvips_profile(name: str) -> bytes:
-    """One of the profiles libvips ships (``srgb``, ``p3``, ``cmyk``), as bytes."""
-    from worker.imaging import builtin_profile
+@functools.cache
+def libvips_profile(name: str) -> bytes | None:
+    """One of the profiles libvips ships (``srgb``, ``p3``, ``cmyk``), as bytes; None if this one has none.
 
-    return builtin_profile(name)
+    Read through pyvips directly, so the table can also be printed for a checkout older than issue 16.
+    """
+    import pyvips
+
+    probe = (pyvips.Image.black(1, 1, bands=3) + 128).cast("uchar").copy(interpretation="srgb")
+    try:
+        return bytes(probe.icc_transform(name, input_profile="srgb").get("icc-profile-data"))
+    except pyvips.Error:
+        return None
+
+
+def shipped(name: str) -> bytes:
+    profile = libvips_profile(name)
+    assert profile is not None, f"this libvips ships no {name} profile"
+    return profile
 
 
 ADOBE_RGB = matrix_profile(
@@ -348,11 +362,10 @@ def generated_cases() -> list[Case]:
     """Sources made here: one per profile kind the core must handle."""
     src = picture()
     cases = []
-    from worker.imaging import has_builtin_profile
-
     profiles = [("Adobe RGB JPEG", ADOBE_RGB), ("ProPhoto JPEG", PROPHOTO), ("Display P3 JPEG", DISPLAY_P3)]
-    if has_builtin_profile("p3"):  # libvips >= 8.15
-        profiles.append(("Display P3 (libvips) WebP", libvips_profile("p3")))
+    p3 = libvips_profile("p3")  # libvips >= 8.15
+    if p3 is not None:
+        profiles.append(("Display P3 (libvips) WebP", p3))
     for name, profile in profiles:
         device = to_device(src, profile, "RGB")
         fmt = "WEBP" if "WebP" in name else "JPEG"
@@ -365,7 +378,7 @@ def generated_cases() -> list[Case]:
     rgba.putalpha(Image.linear_gradient("L").resize(SIZE).point(lambda v: 128 + v // 2))
     data = save(rgba, "PNG", ADOBE_RGB)
     cases.append(Case("Adobe RGB PNG with alpha", data, _lcms_reference(data)))
-    cmyk_profile = libvips_profile("cmyk")
+    cmyk_profile = shipped("cmyk")
     cmyk = to_device(src, cmyk_profile, "CMYK")
     tagged = save(cmyk, "JPEG", cmyk_profile, quality=95)
     cases.append(Case("CMYK JPEG with profile", tagged, _lcms_reference(tagged)))
@@ -404,6 +417,10 @@ CORPUS_FILES = (
     ("Color LCD TIFF", "edge/tiff/ianare__BSG1.tiff"),
     ("CMYK JPEG, no profile", "edge/jpeg/pillow__pil_sample_cmyk.jpg"),
     ("Display P3 AVIF (rICC)", "edge/orientation/vips__avif-orientation-6.avif"),
+    (
+        "Display P3 AVIF (nclx 12/13/6, no ICC)",
+        "edge/heif-avif/av1avif__animals_00_multilayer_grid_a1lx.avif",
+    ),
 )
 
 
@@ -414,6 +431,10 @@ def corpus_cases(root: Path = SHARED) -> list[Case]:
         if path.is_file():
             data = path.read_bytes()
             fallback = libvips_profile("cmyk") if "CMYK" in name else None
+            if "nclx" in name:  # Pillow reads the device values; the nclx box says which profile they are in
+                fallback = libvips_profile("p3")
+                if fallback is None:
+                    continue
             cases.append(Case(f"{name} [{Path(rel).name}]", data, _lcms_reference(data, fallback)))
     return cases
 

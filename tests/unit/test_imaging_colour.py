@@ -72,7 +72,7 @@ def test_keep_icc_attaches_srgb_never_the_source_profile(name: str, fmt: str) ->
     out = _one(_generated()[name].data, f"t:96:{fmt}:keep=icc")
     profile = _profile_of(out) if fmt != "avif" else _avif_profile(out)
     assert profile is not None
-    assert profile == cc.libvips_profile("srgb")
+    assert profile == cc.shipped("srgb")
     assert _profile_of(_one(_generated()[name].data, f"t:96:{fmt}")) is None
 
 
@@ -95,7 +95,7 @@ def test_keep_icc_on_an_srgb_source_keeps_its_own_srgb_profile() -> None:
 
 @pytest.mark.skipif(not has_builtin_profile("p3"), reason="libvips < 8.15 ships no Display P3 profile")
 def test_avif_with_display_p3_nclx_and_no_icc_is_converted_from_p3() -> None:
-    p3 = cc.libvips_profile("p3")
+    p3 = cc.shipped("p3")
     device = cc.to_device(cc.picture(), p3, "RGB")
     image = pyvips.Image.new_from_memory(device.tobytes(), device.width, device.height, 3, "uchar")
     data = bytearray(image.heifsave_buffer(compression="av1", lossless=True))
@@ -130,7 +130,7 @@ def _pixels(data: bytes) -> bytes:
 _SRGB_PROFILES = {
     "none": None,
     "pillow-srgb": bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()),
-    "libvips-srgb": cc.libvips_profile("srgb"),
+    "libvips-srgb": cc.shipped("srgb"),
 }
 
 
