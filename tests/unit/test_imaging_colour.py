@@ -119,6 +119,19 @@ def test_a_corrupt_embedded_profile_is_ignored_like_libvips_does() -> None:
     data = cc.save(cc.picture(), "JPEG", b"not an icc profile at all" * 8, quality=90)
     plain = cc.save(cc.picture(), "JPEG", None, quality=90)
     assert _pixels(_one(data, "t:96:png")) == _pixels(_one(plain, "t:96:png"))
+    assert _profile_of(_one(data, "t:96:jpeg:keep=icc")) is None  # never written on
+
+
+def test_a_profile_for_other_pixels_is_ignored() -> None:
+    """An RGB profile on a greyscale JPEG, a CMYK profile on an RGB one: lcms can't apply them."""
+    grey = cc.picture().convert("L")
+    tagged = cc.save(grey, "JPEG", cc.PROPHOTO, quality=90)
+    assert _pixels(_one(tagged, "t:96:png")) == _pixels(
+        _one(cc.save(grey, "JPEG", None, quality=90), "t:96:png")
+    )
+    rgb = cc.save(cc.picture(), "JPEG", cc.shipped("cmyk"), quality=90)
+    plain = cc.save(cc.picture(), "JPEG", None, quality=90)
+    assert _pixels(_one(rgb, "t:96:png")) == _pixels(_one(plain, "t:96:png"))
 
 
 def _pixels(data: bytes) -> bytes:
