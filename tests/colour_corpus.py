@@ -405,7 +405,7 @@ def _sixteen_bit_png(device: Image.Image, profile: bytes) -> bytes:
     image = pyvips.Image.new_from_memory(device.tobytes(), device.width, device.height, 3, "uchar")
     image = (image.cast("ushort") * 257).cast("ushort").copy(interpretation="rgb16")
     image.set_type(pyvips.GValue.blob_type, "icc-profile-data", profile)
-    return bytes(image.pngsave_buffer(keep=pyvips.enums.ForeignKeep.ICC))
+    return bytes(image.pngsave_buffer())  # metadata (the profile) is kept by default
 
 
 # Real tagged photos in ../shared/corpus (present in CI beside the checkout; skipped when absent).

@@ -49,6 +49,7 @@ class Conversion:
 
     input_profile: str | None  # None: the embedded profile
     before_resize: bool  # CMYK is converted before thumbnail_image, which would otherwise import it itself
+    intent: str = INTENT  # perceptual only for LUT profiles an older libvips won't use for relative
 
 
 def plan(image: Any, nclx: Nclx | None = None) -> Conversion | None:
@@ -56,8 +57,8 @@ def plan(image: Any, nclx: Nclx | None = None) -> Conversion | None:
     cmyk = image.interpretation == "cmyk"
     if image.get_typeof(_ICC) != 0:
         verdict = _profile_verdict(bytes(image.get(_ICC)), _probe_kind(image))
-        if verdict == "convert":
-            return Conversion(None, before_resize=cmyk)
+        if verdict in ("relative", "perceptual"):
+            return Conversion(None, before_resize=cmyk, intent=verdict)
         if verdict == "srgb":
             return None
     if cmyk:
@@ -97,7 +98,7 @@ def to_srgb(image: Any, conversion: Conversion) -> Any:
     if conversion.input_profile is not None:
         options["input_profile"] = conversion.input_profile
     out = image.icc_transform(
-        SRGB, intent=INTENT, black_point_compensation=BLACK_POINT_COMPENSATION, depth=8, **options
+        SRGB, intent=conversion.intent, black_point_compensation=BLACK_POINT_COMPENSATION, depth=8, **options
     )
     return out.colourspace("b-w") if grey else out
 
@@ -110,7 +111,13 @@ def _probe_kind(image: Any) -> tuple[str, int]:
 
 @functools.lru_cache(maxsize=64)
 def _profile_verdict(profile: bytes, kind: tuple[str, int]) -> str:
-    """The profile is ``srgb`` (leave alone), ``convert``, or ``unusable`` (lcms refuses it: ignore it)."""
+    """What to do with this profile on these pixels, found by sending a grid of colours through lcms.
+
+    ``srgb``: every grid colour stays where it was (leave the pixels alone); ``relative``: convert with the
+    documented intent; ``perceptual``: a LUT profile with tables for the perceptual intent only (XYB
+    JPEGs, some scanner profiles), which libvips < 8.15 will not use for any other intent (it silently
+    falls back to sRGB, where lcms itself would use those tables); ``unusable``: lcms refuses it.
+    """
     pixel_format, colours = kind
     if colours == 4:  # a CMYK profile is never sRGB; check only that lcms accepts it
         grid: list[tuple[int, ...]] = [(0, 0, 0, 0), (255, 255, 255, 255)]
@@ -127,19 +134,23 @@ def _profile_verdict(profile: bytes, kind: tuple[str, int]) -> str:
         interpretation = {"b-w": "grey16", "srgb": "rgb16"}.get(interpretation, interpretation)
     probe = probe.copy(interpretation=interpretation)
     probe.set_type(pyvips.GValue.blob_type, _ICC, profile)
-    try:
-        out = probe.icc_transform(
-            SRGB, embedded=True, intent=INTENT, black_point_compensation=BLACK_POINT_COMPENSATION, depth=8
-        )
-        values = out.bandunfold().tolist()[0] if out.bands > 1 else out.tolist()[0]
-    except pyvips.Error:
-        pyvips.vips_lib.vips_error_clear()
-        return "unusable"
-    if colours == 4:
-        return "convert"
     expected = [value for pixel in grid for value in (pixel * 3 if colours == 1 else pixel)]
-    moved = max(abs(a - b) for a, b in zip(values, expected, strict=True))
-    return "srgb" if moved <= _SRGB_TOLERANCE else "convert"
+    for intent in (INTENT, "perceptual"):
+        try:
+            out = probe.icc_transform(
+                SRGB, embedded=True, intent=intent, black_point_compensation=BLACK_POINT_COMPENSATION, depth=8
+            )
+            values = out.bandunfold().tolist()[0] if out.bands > 1 else out.tolist()[0]
+        except pyvips.Error:
+            pyvips.vips_lib.vips_error_clear()
+            return "unusable"
+        if colours == 4:
+            return intent
+        if len(values) != len(expected):  # not sRGB out: a profile for other pixels (grey on RGB)
+            return "unusable"
+        if max(abs(a - b) for a, b in zip(values, expected, strict=True)) > _SRGB_TOLERANCE:
+            return intent
+    return "srgb"
 
 
 @functools.cache
