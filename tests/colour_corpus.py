@@ -363,7 +363,7 @@ def generated_cases() -> list[Case]:
     src = picture()
     cases = []
     profiles = [("Adobe RGB JPEG", ADOBE_RGB), ("ProPhoto JPEG", PROPHOTO), ("Display P3 JPEG", DISPLAY_P3)]
-    p3 = libvips_profile("p3")  # libvips >= 8.15
+    p3 = libvips_profile("p3")
     if p3 is not None:
         profiles.append(("Display P3 (libvips) WebP", p3))
     for name, profile in profiles:

@@ -73,7 +73,7 @@ def _display_p3(image: Image.Image) -> Image.Image:
 
 
 def _display_p3_sample() -> list[Sample]:
-    if not has_builtin_profile("p3"):  # libvips < 8.15 ships no Display P3 profile
+    if not has_builtin_profile("p3"):  # a libvips build without its Display P3 profile
         return []
     picture = _display_p3(upright_scene(1200, 1600, "Display P3"))
     return [
