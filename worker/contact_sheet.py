@@ -7,11 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pi_heif
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 CELL = 256
 PAD = 12
 LABEL = 40
+BROWSER_UNREADABLE = (".heic", ".heif")  # shown in index.html through a PNG preview (only Safari reads HEIC)
+
+pi_heif.register_heif_opener()  # Pillow reads HEIC sources for the sheet (libheif applies irot/imir)
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,8 @@ def _write_html(rows: Sequence[SheetRow], out_dir: Path) -> Path:
         "<h1>thumbx contact sheet</h1><table>",
     ]
     for row in rows:
-        cells = [f"<td><img src='{html.escape(_rel(row.source, out_dir))}'><br>source</td>"]
+        source = _browser_copy(row.source)
+        cells = [f"<td><img src='{html.escape(_rel(source, out_dir))}'><br>source</td>"]
         cells += [
             f"<td><img src='{html.escape(_rel(t, out_dir))}'><br>{html.escape(t.name)}</td>"
             for t in row.thumbnails
@@ -84,6 +89,21 @@ def _tile(path: Path) -> Image.Image | None:
             return image.convert("RGB")
     except OSError:
         return None
+
+
+def _browser_copy(source: Path) -> Path:
+    """The source itself, or for a format browsers cannot show, a PNG preview written beside it."""
+    if source.suffix.lower() not in BROWSER_UNREADABLE:
+        return source
+    preview = source.with_name(source.name + ".png")
+    try:
+        with Image.open(source) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.thumbnail((CELL * 2, CELL * 2))
+            image.save(preview)
+    except OSError:
+        return source
+    return preview
 
 
 def _rel(path: Path, base: Path) -> str:
