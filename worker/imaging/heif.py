@@ -15,8 +15,10 @@ What libheif does and what we do:
   so the pixels are upright. Phones also write an EXIF Orientation tag describing the same rotation
   (an iPhone portrait: ``irot`` 270° and EXIF 6); it is never applied again, because the returned image
   carries no orientation at all. This is what libheif, libvips' own heifload and pillow-heif do.
-- *Any bit depth to the core's 8 bits.* 10- and 12-bit images are decoded to 16 bits (``rgb16`` /
-  ``grey16``) so the colour conversion works on full precision; the core casts to 8-bit sRGB after it.
+- *Any bit depth to the core's 8 bits.* libheif rounds 10- and 12-bit colour images to 8 bits while
+  converting them to RGB. Keeping 16 bits for the colour conversion would double what the decode holds
+  (measured on a 12-MP 10-bit file: 214 MB above the process' RSS against 111 MB for the same picture at
+  8 bits), for a difference no 8-bit thumbnail shows. Monochrome 10/12-bit arrives as 16-bit ``grey16``.
 - *Colour.* An embedded ICC profile is attached as ``icc-profile-data``, so the core converts it to
   sRGB like a JPEG's. An ``nclx`` box (code points, no profile) with Display P3 primaries gets libvips'
   built-in P3 profile attached; BT.709/BT.601/sRGB code points are sRGB already. Wide-gamut BT.2020 and
@@ -110,7 +112,7 @@ def build_info() -> dict[str, str]:
 
 def _primary(data: bytes) -> Any:
     try:
-        heif = pi_heif.open_heif(data, convert_hdr_to_8bit=False)
+        heif = pi_heif.open_heif(data, convert_hdr_to_8bit=True)
         heif.size  # noqa: B018  (raises IndexError when the file holds no image)
     except _ERRORS as exc:
         raise _typed(exc, "unreadable heic header") from exc
