@@ -7,15 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pi_heif
 from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from worker.imaging.heif import register_pillow_opener
 
 CELL = 256
 PAD = 12
 LABEL = 40
 BROWSER_UNREADABLE = (".heic", ".heif")  # shown in index.html through a PNG preview (only Safari reads HEIC)
 
-pi_heif.register_heif_opener()  # Pillow reads HEIC sources for the sheet (libheif applies irot/imir)
+register_pillow_opener()  # Pillow reads HEIC sources for the sheet (libheif applies irot/imir)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pillow_heif
 import pytest
 from PIL import Image, ImageChops, ImageCms, ImageFile, ImageOps, ImageStat
 
 from tests.corpus.runner import run_corpus
+from tests.heic import pillow_heif
 
 REPO = Path(__file__).resolve().parents[2]
 TYPED = {"ok", "corrupt_image", "unsupported_format", "image_too_large", "render_timeout"}

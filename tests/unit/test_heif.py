@@ -9,11 +9,11 @@ from __future__ import annotations
 import io
 import struct
 
-import pillow_heif
 import pytest
 import pyvips
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
+from tests.heic import pillow_heif
 from tests.unit.images import BLUE, GREEN, INVERSE, RED, WHITE, near, open_output, quadrants
 from worker.errors import CorruptImage, ImageTooLarge, RenderTimeout, UnsupportedFormat
 from worker.imaging import Limits, heif, probe, render

@@ -32,13 +32,36 @@ it (see :class:`~worker.imaging.guard.Deadline`).
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+from types import ModuleType
 from typing import Any
 
-import pi_heif
 import pyvips
 from PIL import Image
 
 from worker.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedFormat
+
+
+def import_isolated(name: str) -> ModuleType:
+    """Import a module whose native library must bind to its own libheif, not one already loaded.
+
+    A system libvips (Debian's libvips42, ``make test-system-vips``) loads its heif module with global
+    symbols at ``import pyvips``; a wheel's libheif loaded after that would call libheif 1.15's functions
+    with 1.23's structures and crash (measured: a segfault in ``open_heif``). ``RTLD_DEEPBIND`` puts the
+    wheel's own libraries first in its lookup scope. The pyvips-binary wheel keeps its libheif private,
+    so there the flag changes nothing.
+    """
+    flags = sys.getdlopenflags()
+    sys.setdlopenflags(flags | os.RTLD_DEEPBIND)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.setdlopenflags(flags)
+
+
+pi_heif = import_isolated("pi_heif")
 
 LOADER = "pi_heif"  # Header.loader for images this module decodes (not a libvips loader name)
 
@@ -101,6 +124,11 @@ def load(data: bytes) -> Any:
     return image
 
 
+def register_pillow_opener() -> None:
+    """Let Pillow open HEIC too (the demo's contact sheet draws the sources with Pillow)."""
+    pi_heif.register_heif_opener()
+
+
 def build_info() -> dict[str, str]:
     info = pi_heif.libheif_info()
     return {
@@ -160,4 +188,4 @@ def _text(exc: BaseException) -> str:
     return lines[-1][:300] if lines else type(exc).__name__
 
 
-__all__ = ["LOADER", "build_info", "dimensions", "load"]
+__all__ = ["LOADER", "build_info", "dimensions", "import_isolated", "load", "register_pillow_opener"]
