@@ -70,8 +70,8 @@ def test_phone_heic_photos_render_upright_with_the_colours_pillow_heif_shows(
     compared = []
     for path, result in photos.items():
         name = Path(path).name
-        if "uncompressed" in name:  # ISO 23001-17 'unci': no HEVC inside, libvips refuses it unread
-            assert result["outcome"] == "unsupported_format", name
+        if "uncompressed" in name:  # ISO 23001-17 'unci', no HEVC: refused by libvips' header read
+            assert result["outcome"] in ("unsupported_format", "corrupt_image"), name  # 8.18 / 8.14
             continue
         assert result["outcome"] == "ok", (name, result.get("message"))
         difference, ours, reference = compare(path, result)
