@@ -6,15 +6,16 @@ The same three presets as bench_imaging.py (1024, 512, 128 px inside, JPEG q=80)
 image by image, median images/s over the rounds: the core on the HEIC/HEIF photos of
 ``../shared/corpus/photos/other`` (decoded by pi-heif's libheif + libde265, worker/imaging/heif.py), the
 core on the camera JPEGs of ``photos/jpeg``, and the HEIC decode alone (the floor: libheif's full-size
-decode, which has no shrink-on-load). Peak RSS (VmHWM) of a fresh process per format, and of one process
-rendering only the largest HEIC, which is what the memory budget's estimate must cover. Prints a table
-and writes bench/results-heic.json.
+decode, which has no shrink-on-load). Peak RSS (VmHWM) of a fresh process per format, and of one
+process rendering only the HEIC with the most pixels, which is what the memory budget's estimate must
+cover. Prints a table and writes bench/results-heic.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -115,7 +116,9 @@ def main() -> int:
         print(json.dumps({"core_jpeg_images_per_second": round(rate, 2), "root": str(ROOT)}))
         return 0
     rates = throughput(sets, args.rounds)
-    largest = max(paths["heic"], key=lambda p: p.stat().st_size)
+    from worker.imaging import heif
+
+    largest = max(paths["heic"], key=lambda p: math.prod(heif.dimensions(p.read_bytes())))
     results = {
         "build": {k: v for k, v in build_info().items() if k != "suffixes"},
         "presets": SPEC,
