@@ -100,6 +100,17 @@ def test_alpha_is_kept_in_png_and_flattened_on_the_background_in_jpeg() -> None:
     assert near(jpeg.getpixel((100, 10)), GREEN)
 
 
+def test_premultiplied_alpha_is_undone() -> None:
+    pixel = bytes((100, 50, 25, 128))  # (200, 100, 50) at half coverage, premultiplied
+    heif_file = pillow_heif.from_bytes("RGBa", (60, 40), pixel * (60 * 40))
+    out = io.BytesIO()
+    heif_file.save(out, quality=100, chroma=444)
+    png = one("t:60:png", out.getvalue())
+    red, green, blue, alpha = png.getpixel((30, 20))
+    assert abs(alpha - 128) <= 1
+    assert near((red, green, blue), (200, 100, 50), tolerance=6)
+
+
 def test_a_file_with_several_images_shows_its_primary_one() -> None:
     first, primary = quadrants(120, 80), Image.new("RGB", (90, 90), (20, 200, 40))
     heif_file = pillow_heif.from_pillow(first)
