@@ -153,6 +153,8 @@ def test_pictures_match_an_independent_decode_upright_and_in_srgb(results: dict[
         with Image.open(CORPUS / path) as probe:
             if probe.mode == "CMYK":  # Pillow's naive CMYK conversion is no reference
                 continue
+            if probe.mode in ("RGBA", "LA"):  # colour under transparent pixels is arbitrary; see test_heic.py
+                continue
         output = next(o for o in result["outputs"] if o["preset"] == "sm")
         ours = Image.open(output["file"])
         upright = _reference(CORPUS / path, ours.size)
