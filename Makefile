@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean check-deploy deploy deploy-compute-bootstrap deploy-storage deploy-compute test-reliability bench-imaging bench-heic test-system-vips localstack check-containers test-containers
+.PHONY: demo test lint typecheck pytest bench clean check-deploy deploy deploy-compute-bootstrap deploy-storage deploy-compute test-reliability bench-imaging bench-heic test-system-vips localstack check-containers test-containers bench-peers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -19,6 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m worker.settings --check  # README's configuration table == worker/settings.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -146,3 +147,11 @@ test-system-vips: $(SYSVIPS_VENV)/.installed-stamp
 BENCH_ARGS ?=
 bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The imaging core against sharp (npm, pinned, into ~/.cache/thumbx when node is there), Pillow-SIMD (built
+# into its own venv under ~/.cache/thumbx when cc and the libjpeg/zlib/lcms2 headers are there) and stock
+# Pillow, same files, same job, one core each; CPU per image and ratios. Peers that can't install are
+# listed as skipped. Also the "peers" part of `make bench`. `make bench-peers PEERS_ARGS=--quick`.
+PEERS_ARGS ?=
+bench-peers: $(STAMP)
+	$(PY) -m bench.bench_peers $(PEERS_ARGS)

@@ -8,8 +8,13 @@
 * Like ``thumbx worker``, the process caps glibc's malloc arenas first (``--malloc-arenas 0``: glibc's own
   default, the "before" of that tuning).
 * peak: the largest corpus photos, several times over, at full concurrency; peak RSS (``ru_maxrss``).
+* downloads: ``--concurrency`` max-size sources (a 24-MP JPEG padded to ``--max-mb``) downloaded and
+  rendered at once through the real S3Store + Pipeline from a moto server in a child process, then as many
+  oversized ones (twice the limit, events without a size: refused on ContentLength); peak RSS of this
+  process over each phase only (VmHWM, reset through /proc/self/clear_refs after the uploads).
 
-Usage: python -m bench.bench_memory soak|peak [--renders N] [--concurrency C] [--vips-cache N] [--json PATH]
+Usage: python -m bench.bench_memory soak|peak|downloads [--renders N] [--concurrency C] [--vips-cache N]
+       [--max-mb M] [--memory-mb B] [--json PATH]
 """
 
 from __future__ import annotations
@@ -71,10 +76,12 @@ class MemoryStore:
         self._sources = sources
         self.written = 0
 
-    async def get(self, bucket: str, key: str, *, version_id: str | None = None) -> StoredObject:
+    async def get(
+        self, bucket: str, key: str, *, version_id: str | None = None, **_bounds: Any
+    ) -> StoredObject:
         return StoredObject(self._sources[key], etag=str(hash(key)))
 
-    async def head(self, bucket: str, key: str) -> ObjectHead | None:
+    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
         return None
 
     async def put(
@@ -201,11 +208,117 @@ def peak(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def vm_hwm_mb() -> float:
+    """Peak RSS since the last :func:`reset_peak` (VmHWM), MiB."""
+    with open("/proc/self/status") as f:
+        line = next(line for line in f if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+def reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def padded_jpeg(size: int) -> bytes:
+    """A baseline 24-MP JPEG (noise: no shrink-on-load shortcut) followed by zeros up to ``size`` bytes."""
+    image = Image.effect_noise((6000, 4000), 60).convert("RGB")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=90)
+    data = out.getvalue()
+    if len(data) > size:
+        raise SystemExit(f"bench: the sample JPEG is {len(data)} bytes, over --max-mb")
+    return data + b"\0" * (size - len(data))
+
+
+class CountingS3Store:
+    """The real S3Store, counting GetObject calls."""
+
+    def __init__(self, client: Any) -> None:
+        from worker.storage import S3Store
+
+        self._store = S3Store(client)
+        self.gets = 0
+
+    async def get(self, bucket: str, key: str, **options: Any) -> StoredObject:
+        self.gets += 1
+        return await self._store.get(bucket, key, **options)
+
+    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
+        return await self._store.head(bucket, key, missing_is_error=missing_is_error)
+
+    async def put(
+        self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        await self._store.put(bucket, key, data, content_type=content_type, metadata=metadata)
+
+
+async def run_downloads(endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
+    import aioboto3
+
+    from worker.events import ObjectRef
+    from worker.limits import MIB, Limits
+
+    max_bytes = args.max_mb * MIB
+    n = args.concurrency
+    session = aioboto3.Session(
+        aws_access_key_id="bench", aws_secret_access_key="bench", region_name="us-east-1"
+    )
+    async with session.client("s3", endpoint_url=endpoint) as s3:
+        await s3.create_bucket(Bucket=BUCKET)
+        data = padded_jpeg(max_bytes)
+        for i in range(n):
+            await s3.put_object(Bucket=BUCKET, Key=f"input/max/{i}.jpg", Body=data)
+        await s3.put_object(Bucket=BUCKET, Key="input/over.jpg", Body=data + data)
+        del data
+        limits = Limits(max_bytes=max_bytes, memory_budget_bytes=args.memory_mb * MIB)
+        config = PipelineConfig(
+            frozenset({BUCKET}), KeyLayout(), parse_presets(DEFAULT_PRESETS), limits=limits
+        )
+        phases: dict[str, Any] = {}
+        with ThreadPoolExecutor(args.threads, thread_name_prefix="render") as pool:
+            store = CountingS3Store(s3)
+            pipeline = Pipeline(store, config, executor=pool)
+            for phase, keys in (
+                ("max_size", [f"input/max/{i}.jpg" for i in range(n)]),
+                ("oversized", ["input/over.jpg"] * n),
+            ):
+                baseline = rss_mb()
+                reset_peak()
+                store.gets = 0
+                started = time.perf_counter()
+                outcomes = await asyncio.gather(
+                    *(pipeline.process(ObjectRef(BUCKET, key, etag=f"e{i}")) for i, key in enumerate(keys))
+                )
+                phases[phase] = {
+                    "messages": n,
+                    "outcomes": sorted({f"{o.status}:{o.reason}" for o in outcomes}),
+                    "get_object_calls": store.gets,  # > messages: renders that waited and read again
+                    "rss_before_mb": round(baseline, 1),
+                    "peak_rss_mb": round(vm_hwm_mb(), 1),
+                    "elapsed_s": round(time.perf_counter() - started, 1),
+                }
+    return {
+        "concurrency": n,
+        "render_threads": args.threads,
+        "max_bytes_mb": args.max_mb,
+        "memory_budget_mb": args.memory_mb,
+        **phases,
+    }
+
+
+def downloads(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.common import moto_process
+
+    with moto_process() as moto:
+        return asyncio.run(run_downloads(moto.endpoint, args))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("mode", choices=("soak", "peak"))
+    parser.add_argument("mode", choices=("soak", "peak", "downloads"))
     parser.add_argument("--renders", type=int, default=2000)
     parser.add_argument(
         "--soak-edge", type=int, default=1600, help="shrink soak photos to this edge (0: full)"
@@ -227,6 +340,10 @@ def main() -> None:
         default=DEFAULT_ARENAS,
         help="cap glibc malloc arenas first, as `thumbx worker` does (default 2; 0: glibc's own default)",
     )
+    parser.add_argument("--max-mb", type=int, default=50, help="downloads: THUMBX_MAX_BYTES in MiB")
+    parser.add_argument(
+        "--memory-mb", type=int, default=1024, help="downloads: THUMBX_RENDER_MEMORY_MB (the budget)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.malloc_arenas:
@@ -236,7 +353,8 @@ def main() -> None:
 
         pyvips.cache_set_max(args.vips_cache)
     quiet_json_logging()
-    result = soak(args) if args.mode == "soak" else peak(args)
+    modes = {"soak": soak, "peak": peak, "downloads": downloads}
+    result = modes[args.mode](args)
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

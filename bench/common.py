@@ -36,7 +36,8 @@ def corpus_photos(limit: int | None = None) -> list[tuple[str, bytes]]:
     shared = shared_dir()
     if shared is None:
         raise SystemExit("bench: ../shared/corpus/photos/jpeg not found (set THUMBX_SHARED)")
-    files = sorted((shared / "corpus" / "photos" / "jpeg").glob("*.jp*g"))
+    folder = shared / "corpus" / "photos" / "jpeg"
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".jpg", ".jpeg"))  # one is .JPG
     return [(f.name, f.read_bytes()) for f in files[:limit]]
 
 

@@ -1,11 +1,14 @@
 """``make bench``: every benchmark in one run, each in its own process, folded into bench/results.json.
 
-Parts: imaging (issue 3's bench/bench_imaging.py, when present), Lambda cold start (issue 5's
-bench/bench_lambda.py, when present), pipeline overhead / end to end / latency (bench_pipeline), memory
-soak and peak (bench_memory). Each part prints its own table; a summary against the targets closes.
+Parts: imaging (issue 3's bench/bench_imaging.py, when present), peers (bench_peers: the core against
+sharp, Pillow-SIMD and stock Pillow on the same job, CPU per image; also `make bench-peers`), Lambda cold
+start (issue 5's bench/bench_lambda.py, when present), pipeline overhead / end to end / latency
+(bench_pipeline), memory soak, peak and max-size downloads against
+moto (bench_memory). Each part prints its own table; a summary against
+the targets closes.
 Benchmarks are never tests: nothing here fails a build on a missed target.
 
-Usage: python -m bench.run [--quick] [--only imaging,lambda,pipeline,memory]
+Usage: python -m bench.run [--quick] [--only imaging,peers,lambda,pipeline,memory]
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from bench.common import REPO, RESULTS, table
 
-PARTS = ("imaging", "lambda", "pipeline", "memory")
+PARTS = ("imaging", "peers", "lambda", "pipeline", "memory")
 
 
 def run_part(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> tuple[bool, str]:
@@ -90,9 +93,25 @@ def summary(results: dict[str, Any]) -> str:
     if imaging.get("status") == "ok":
         r = imaging["results"]
         ratio = next((v for k, v in r.items() if "core_vs_pillow" in k), None)
-        add("imaging core vs Pillow draft", ratio, ">= 1.7x", None if ratio is None else ratio >= 1.7)
+        add("imaging core vs Pillow draft, bicubic (img/s)", ratio, "", None)
     else:
         add("imaging", imaging.get("status", "-"), "", None)
+    peers = results.get("peers", {})
+    if peers.get("status") == "ok":
+        r = peers["results"]
+        for key, row in sorted(r["contenders"].items(), key=lambda kv: kv[1]["cpu_s"]):
+            if key != "core":
+                add(f"  {key}: CPU / core's", row["ratio_vs_core"], "", None)
+        for key, why in r["skipped"].items():
+            add(f"  {key}", f"skipped: {why[:60]}", "", None)
+        if "core_vs_fastest_peer_cpu_ratio" in r:
+            add(f"core CPU vs fastest peer ({r['fastest_peer']})", r["core_vs_fastest_peer_cpu_ratio"],
+                "<= 0.87x", r["target_met"])  # fmt: skip
+        if "core_vs_sharp_one_decode_cpu_ratio" in r:
+            ratio = r["core_vs_sharp_one_decode_cpu_ratio"]
+            add("core CPU vs sharp one-decode cascade", ratio, "<= 0.87x", ratio <= 0.87)
+    else:
+        add("peers (make bench-peers)", peers.get("status", "-"), "", None)
     pipe = results.get("pipeline", {})
     if pipe.get("status") == "ok":
         ov, e2e, lat = (pipe["results"].get(k, {}) for k in ("pipeline_overhead", "end_to_end", "latency"))
@@ -135,6 +154,16 @@ def summary(results: dict[str, Any]) -> str:
             "",
             None,
         )
+    dl = results.get("memory_downloads", {})
+    if dl.get("status") == "ok":
+        r = dl["results"]
+        add(
+            f"peak RSS MB, {r['concurrency']} max-size ({r['max_bytes_mb']} MiB) downloads + renders",
+            r["max_size"]["peak_rss_mb"],
+            f"<= {r['memory_budget_mb']} budget + baseline {r['max_size']['rss_before_mb']}",
+            r["max_size"]["peak_rss_mb"] <= r["memory_budget_mb"] + r["max_size"]["rss_before_mb"],
+        )
+        add(f"peak RSS MB, {r['concurrency']} oversized refused", r["oversized"]["peak_rss_mb"], "", None)
     lam = results.get("lambda", {})
     if lam.get("status") == "ok":
         imp = lam["results"].get("import", {}).get("lambda_shim.handler", {}).get("median_ms")
@@ -176,6 +205,9 @@ def main() -> None:
                 "bench_imaging.py", "results-imaging.json", ["--rounds", "1" if args.quick else "3"], 900
             ),
         )
+    if "peers" in parts:
+        runs = ["--quick"] if args.quick else ["--runs", "5"]
+        results["peers"] = stamp(args.quick, own("bench.bench_peers", runs, 2400))
     if "lambda" in parts:
         results["lambda"] = stamp(
             args.quick,
@@ -193,6 +225,7 @@ def main() -> None:
         before = ["soak", "--renders", "300" if args.quick else "500", "--malloc-arenas", "0"]
         results["memory_soak_glibc_arenas"] = stamp(args.quick, own("bench.bench_memory", before, 1800))
         results["memory_peak"] = stamp(args.quick, own("bench.bench_memory", ["peak", "--largest", "4"], 600))
+        results["memory_downloads"] = stamp(args.quick, own("bench.bench_memory", ["downloads"], 600))
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print()

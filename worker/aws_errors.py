@@ -18,7 +18,11 @@ from botocore.exceptions import (
 from worker.errors import (
     AccessDenied,
     CredentialsUnavailable,
+    KeyTooLong,
+    MetadataTooLarge,
     ObjectMissing,
+    PermanentError,
+    S3Refused,
     ServiceUnavailable,
     Throttled,
     ThumbxError,
@@ -35,6 +39,25 @@ _THROTTLING = {
     "RequestLimitExceeded",
     "RequestThrottledException",
 }
+# S3's answers that the same request can never succeed: each becomes a permanent error with this reason.
+# (Planning refuses the first two before any call; this catches what planning could not foresee.)
+_REFUSED: dict[str, tuple[type[PermanentError], str]] = {
+    "KeyTooLongError": (KeyTooLong, "key_too_long"),
+    "MetadataTooLarge": (MetadataTooLarge, "metadata_too_large"),
+    "EntityTooLarge": (S3Refused, "entity_too_large"),
+    "EntityTooSmall": (S3Refused, "entity_too_small"),
+    "InvalidArgument": (S3Refused, "invalid_argument"),
+    "InvalidRequest": (S3Refused, "invalid_request"),
+    "InvalidURI": (S3Refused, "invalid_uri"),
+    "InvalidObjectName": (S3Refused, "invalid_object_name"),
+    "InvalidObjectState": (S3Refused, "invalid_object_state"),  # archived (Glacier) source
+    "InvalidStorageClass": (S3Refused, "invalid_storage_class"),
+    "MalformedXML": (S3Refused, "malformed_request"),
+    "UnexpectedContent": (S3Refused, "malformed_request"),
+    "MissingContentLength": (S3Refused, "malformed_request"),
+    "UserKeyMustBeSpecified": (S3Refused, "malformed_request"),
+}
+_MISSING = {"NoSuchKey", "NoSuchVersion", "404", "NotFound", "AccessDenied", "403", "Forbidden"}
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "RequestExpired"}
 
 
@@ -56,9 +79,13 @@ def classify(exc: BaseException, *, what: str, missing_is_404_or_403: bool = Fal
             return Throttled(f"{what}: throttled ({code or status})")
         if code in _EXPIRED:
             return CredentialsUnavailable(f"{what}: credentials rejected ({code})")
-        if missing_is_404_or_403 and (code in {"NoSuchKey", "404", "NotFound", "AccessDenied", "403"}):
+        if missing_is_404_or_403 and code in _MISSING:  # not NoSuchBucket: a deployment error
             # Without s3:ListBucket, S3 answers 403 for a missing key: "missing or denied".
-            return ObjectMissing(f"{what}: missing or not readable ({code or status})")
+            return ObjectMissing(f"{what}: missing or denied ({code or status})")
+        if code in _REFUSED:
+            kind, reason = _REFUSED[code]
+            message = str(exc.response.get("Error", {}).get("Message", "")) or code
+            return kind(f"{what}: S3 refused it ({code}: {message[:200]})", reason=reason)
         if code in {"AccessDenied", "AccessDeniedException", "403", "Forbidden"} or status == 403:
             return AccessDenied(f"{what}: access denied ({code or status})")
         if status >= 500:

@@ -23,10 +23,11 @@ from typing import Literal, Protocol
 
 import structlog
 
-from worker.errors import ConfigError, ThumbxError, TransientError
+from worker.errors import ThumbxError, TransientError
 from worker.events import parse_body
 from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline
+from worker.settings import Reader
 
 log = structlog.get_logger(__name__)
 
@@ -78,15 +79,7 @@ class BatchSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], concurrency: int) -> BatchSettings:
-        raw = env.get("THUMBX_LAMBDA_SAFETY_MS", "").strip()
-        if not raw:
-            return cls(concurrency=concurrency)
-        try:
-            margin = int(raw)
-        except ValueError:
-            raise ConfigError(f"THUMBX_LAMBDA_SAFETY_MS: {raw!r} is not a whole number") from None
-        if not 0 <= margin <= 900_000:
-            raise ConfigError(f"THUMBX_LAMBDA_SAFETY_MS: {margin} is outside 0..900000")
+        margin = Reader(env).integer("THUMBX_LAMBDA_SAFETY_MS", DEFAULT_SAFETY_MARGIN_MS)
         return cls(concurrency=concurrency, safety_margin_ms=margin)
 
 
@@ -130,7 +123,7 @@ def dead_letter_attributes(message_id: str, outcomes: Sequence[Outcome]) -> dict
         "thumbx-reason": first.reason,
         "thumbx-detail": first.detail or first.reason,
         "thumbx-key": first.key or "-",
-        "thumbx-failed-records": ",".join(str(i) for i in failed),
+        "thumbx-failed-record-indexes": ",".join(str(i) for i in failed),
         "thumbx-records": str(len(outcomes)),
         "thumbx-source-message-id": message_id,
     }

@@ -27,6 +27,7 @@ from worker.errors import ConfigError, ThumbxError
 from worker.observability import configure_logging
 from worker.policies import StorageScope
 from worker.service import client_config
+from worker.settings import with_flag
 from worker.storage import S3Store
 
 log = structlog.get_logger(__name__)
@@ -38,21 +39,20 @@ def register(subparsers: Any) -> None:
         "backfill",
         help="enqueue existing images that have no up-to-date thumbnails",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--prefix", help="only keys under this prefix (default: THUMBX_INPUT_PREFIX)")
     parser.add_argument("--since", type=_since, help="only objects modified at or after this ISO date/time")
     parser.add_argument("--dry-run", action="store_true", help="list what would be enqueued; send nothing")
-    parser.add_argument("--rate", type=float, default=50.0, help="messages per second at most (default 50)")
+    parser.add_argument("--rate", type=float, default=50.0, help="messages per second at most")
     parser.add_argument(
         "--max-backlog",
         type=int,
         default=1000,
-        help="pause while the queue holds this many visible messages (default 1000; 0 = never pause)",
+        help="pause while the queue holds this many visible messages (0: never pause)",
     )
     parser.add_argument("--start-after", help="resume a scan after this key (printed as last_key)")
-    parser.add_argument("--bucket", help="override THUMBX_BUCKET")
-    parser.add_argument("--queue-url", help="override THUMBX_QUEUE_URL")
+    parser.add_argument("--bucket", help="the bucket (default: THUMBX_BUCKET)")
+    parser.add_argument("--queue-url", help="the queue to enqueue on (default: THUMBX_QUEUE_URL)")
     parser.add_argument(
         "--progress", choices=("auto", "bar", "log"), default="auto", help="bar on a terminal, log lines else"
     )
@@ -144,7 +144,13 @@ def _settings(args: argparse.Namespace) -> Settings:
         env["THUMBX_BUCKET"] = args.bucket
     if args.queue_url:
         env["THUMBX_QUEUE_URL"] = args.queue_url
-    return load_settings(env)
+    try:
+        return load_settings(env)
+    except ConfigError as exc:
+        raise ConfigError(with_flag(str(exc), FLAGS)) from None
+
+
+FLAGS = {"THUMBX_BUCKET": "--bucket", "THUMBX_QUEUE_URL": "--queue-url"}
 
 
 def _since(text: str) -> Any:

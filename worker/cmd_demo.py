@@ -14,10 +14,15 @@ from worker.observability import configure_logging
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="run the whole pipeline on an embedded AWS emulator")
     parser.add_argument("--images", type=Path, help="upload these files instead of the built-in samples")
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="where results go (./demo-out)")
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="where results go")
     parser.add_argument("--keep-running", action="store_true", help="keep the emulator and worker up")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every outcome")
-    parser.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
+        help="the worker's log level",
+    )
     parser.set_defaults(func=run)
 
 

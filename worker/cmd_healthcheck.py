@@ -13,26 +13,32 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
-DEFAULT_PORT = 8080
+from worker.settings import Reader
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("healthcheck", help="exit 0 if the local worker is healthy (or ready)")
     parser.add_argument("--ready", action="store_true", help="check /readyz instead of /healthz")
     parser.add_argument("--url", help="full URL to check (default: from THUMBX_HEALTH_HOST/PORT)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
+    parser.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the answer")
     parser.set_defaults(func=run)
 
 
-def target_url(env: dict[str, str] | os._Environ[str], *, ready: bool) -> str:
-    host = env.get("THUMBX_HEALTH_HOST", "").strip() or "127.0.0.1"
-    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 - a bind-all address is reached via loopback
+def target_url(env: Mapping[str, str], *, ready: bool) -> str:
+    """The worker's health URL from THUMBX_HEALTH_HOST / THUMBX_HEALTH_PORT, read as the worker reads them
+    (an invalid value: ConfigError naming it, exit 2)."""
+    reader = Reader(env)
+    host = reader.text("THUMBX_HEALTH_HOST")
+    if host in {"0.0.0.0", "::"}:  # noqa: S104 - a bind-all address is reached via loopback
         host = "127.0.0.1"
-    port = env.get("THUMBX_HEALTH_PORT", "").strip() or str(DEFAULT_PORT)
-    if port.lower() == "off":
+    port = reader.port("THUMBX_HEALTH_PORT")
+    if port is None:
         raise SystemExit("thumbx healthcheck: THUMBX_HEALTH_PORT=off, the worker serves no health endpoint")
+    if port == 0:
+        raise SystemExit("thumbx healthcheck: THUMBX_HEALTH_PORT=0 picks a free port at random; use --url")
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}/{'readyz' if ready else 'healthz'}"

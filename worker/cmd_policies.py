@@ -100,7 +100,11 @@ def register(subparsers: Any) -> None:
     )
     add("--input-prefix", default="input/", help="uploads (default: %(default)s)")
     add("--output-prefix", default="thumbnails/", help="thumbnails (default: %(default)s)")
-    add("--queue-name", type=_checked(_QUEUE, "a queue name", DEFAULT_NAMES["queue_name"]))
+    add(
+        "--queue-name",
+        type=_checked(_QUEUE, "a queue name", DEFAULT_NAMES["queue_name"]),
+        help=f"the queue's name, its DLQ <name>-dlq (default: {DEFAULT_NAMES['queue_name']})",
+    )
     add("--role-name", type=role, help=f"ThumbXRole's name (default: {DEFAULT_NAMES['role_name']})")
     add("--task-role-name", type=role, help=f"A's ECS task role (default: {DEFAULT_NAMES['task_role_name']})")
     add(
@@ -119,7 +123,12 @@ def register(subparsers: Any) -> None:
         type=_checked(_KMS_KEY, "a KMS key ARN", "arn:aws:kms:eu-west-1:222222222222:key/…"),
         help="the bucket's customer-managed key, if any (adds the key policy)",
     )
-    add("--partition", default="aws", choices=["aws", "aws-cn", "aws-us-gov"])
+    add(
+        "--partition",
+        default="aws",
+        choices=["aws", "aws-cn", "aws-us-gov"],
+        help="the AWS partition of every ARN",
+    )
     add("--out-dir", type=Path, help="write one JSON file per document there (<account>/<where>.json)")
     parser.set_defaults(func=run)
 

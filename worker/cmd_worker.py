@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import socket
 import sys
 import threading
 from dataclasses import replace
@@ -12,23 +13,48 @@ from typing import Any
 
 from worker import attribution, service
 from worker.config import Settings, load_settings
+from worker.errors import ConfigError
 from worker.malloc import cap_malloc_arenas
 from worker.observability import configure_logging
 from worker.pipeline import Renderer
+from worker.settings import help_text
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("worker", help="consume S3 events from SQS and write thumbnails")
+    parser = subparsers.add_parser(
+        "worker",
+        help="consume S3 events from SQS and write thumbnails",
+        description="The long-running service (also: python -m worker). It takes no options: it is "
+        "configured\nfrom the environment below (README: The service); SIGTERM drains it and exits 0.",
+        epilog=help_text("worker"),
+    )
     parser.set_defaults(func=run)
 
 
 def run(_args: argparse.Namespace) -> int:
     cap_malloc_arenas()  # before any thread exists: RSS creep measured by `make bench` (worker/malloc.py)
     settings = load_settings()  # ConfigError -> one line naming the variable, exit 2 (worker.cli)
+    check_health_port(settings.health_host, settings.health_port)
     configure_logging(settings.log_format, settings.log_level)
     # on ECS: session name and source identity thumbx-worker-<task id> (B's CloudTrail tells tasks apart)
     settings = replace(settings, role=attribution.for_ecs_task(settings.role, os.environ))
     return serve(settings)
+
+
+def check_health_port(host: str, port: int | None) -> None:
+    """Refuse to start when the health port is taken: `thumbx healthcheck` would ask another process."""
+    if not port:  # None: no health server; 0: any free port
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds: TIME_WAIT is fine
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"THUMBX_HEALTH_PORT: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                "e.g. THUMBX_HEALTH_PORT=8081 (0: any free port, off: no health server)"
+            ) from None
 
 
 def serve(settings: Settings, *, renderer: Renderer | None = None) -> int:

@@ -14,14 +14,17 @@ from typing import Any, Literal
 
 from worker.errors import ConfigError
 from worker.keys import KeyLayout
-from worker.limits import KNOWN_FORMATS, MIB, Limits
+from worker.limits import KNOWN_FORMATS, MIB, READ_COPIES, Limits
 from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
+from worker.settings import (
+    BY_NAME,
+    MAX_SESSION_SECONDS,
+    Reader,
+    check_queue_host,
+    with_example,
+)
 
-MAX_SESSION_SECONDS = 3600  # role chaining (ECS task role / Lambda role -> ThumbXRole) caps sessions at 1 h
-MIN_SESSION_SECONDS = 900  # STS minimum
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
-_QUEUE_URL = re.compile(r"^https?://\S+/\d{12}/[\w-]{1,80}(\.fifo)?$")
 
 QueueCredentials = Literal["role", "base"]
 
@@ -65,55 +68,70 @@ class Settings:
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    """Build :class:`Settings` from ``env`` (default: ``os.environ``)."""
+    """Build :class:`Settings` from ``env`` (default: ``os.environ``), each value read through the table
+    of :mod:`worker.settings` (validated where it is read, one line naming it on error)."""
     env = os.environ if env is None else env
-    reader = _Reader(env)
+    reader = Reader(env)
+    queue_url = reader.required("THUMBX_QUEUE_URL")
+    bucket = reader.required("THUMBX_BUCKET")
+    endpoint_url = reader.optional("THUMBX_ENDPOINT_URL")
+    check_queue_host("THUMBX_QUEUE_URL", queue_url, endpoint_url)
+    dlq_url = reader.optional("THUMBX_DLQ_URL")
+    if dlq_url is not None:
+        check_queue_host("THUMBX_DLQ_URL", dlq_url, endpoint_url)
     role_arn = reader.optional("THUMBX_ROLE_ARN")
     role = None
     if role_arn is not None:
-        if not _ROLE_ARN.match(role_arn):
-            raise ConfigError(f"THUMBX_ROLE_ARN: {role_arn!r} is not an IAM role ARN")
-        session_name = reader.text("THUMBX_SESSION_NAME", "thumbx-worker")
+        session_name = reader.text("THUMBX_SESSION_NAME")
         if not _SESSION_NAME.match(session_name):
-            raise ConfigError("THUMBX_SESSION_NAME: 2-64 characters of letters, digits and +=,.@_-")
+            raise with_example(
+                BY_NAME["THUMBX_SESSION_NAME"],
+                "THUMBX_SESSION_NAME: 2-64 characters of letters, digits and +=,.@_-",
+            )
         role = RoleSettings(
             role_arn=role_arn,
             session_name=session_name,
             external_id=reader.optional("THUMBX_EXTERNAL_ID"),
-            source_identity=reader.optional("THUMBX_SOURCE_IDENTITY", session_name),
-            duration_seconds=reader.integer(
-                "THUMBX_SESSION_SECONDS", MAX_SESSION_SECONDS, MIN_SESSION_SECONDS, MAX_SESSION_SECONDS
-            ),
+            source_identity=reader.optional("THUMBX_SOURCE_IDENTITY") or session_name,
+            duration_seconds=reader.integer("THUMBX_SESSION_SECONDS"),
         )
-    queue_credentials = reader.choice("THUMBX_QUEUE_CREDENTIALS", "role", ("role", "base"))
+    else:
+        for name in (
+            "THUMBX_EXTERNAL_ID",
+            "THUMBX_SESSION_NAME",
+            "THUMBX_SOURCE_IDENTITY",
+            "THUMBX_SESSION_SECONDS",
+        ):
+            reader.optional(name)  # refused when set: each has no effect without THUMBX_ROLE_ARN
+    queue_credentials = reader.choice("THUMBX_QUEUE_CREDENTIALS")
     if queue_credentials == "role" and role is None:
         queue_credentials = "base"
-    queue_url = reader.required("THUMBX_QUEUE_URL")
-    if not _QUEUE_URL.match(queue_url):
-        raise ConfigError(f"THUMBX_QUEUE_URL: {queue_url!r} is not an SQS queue URL")
     layout = KeyLayout(
-        input_prefix=reader.text("THUMBX_INPUT_PREFIX", "input/"),
-        output_prefix=reader.text("THUMBX_OUTPUT_PREFIX", "thumbnails/"),
+        input_prefix=reader.text("THUMBX_INPUT_PREFIX"),
+        output_prefix=reader.text("THUMBX_OUTPUT_PREFIX"),
     )
-    check_layout(layout)
+    try:
+        check_layout(layout)
+    except ConfigError as exc:
+        raise with_example(BY_NAME["THUMBX_OUTPUT_PREFIX"], str(exc)) from None
     return Settings(
         queue_url=queue_url,
-        bucket=reader.required("THUMBX_BUCKET"),
+        bucket=bucket,
         region=reader.text(
             "THUMBX_REGION", env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         ),
-        endpoint_url=reader.optional("THUMBX_ENDPOINT_URL"),
+        endpoint_url=endpoint_url,
         role=role,
         queue_credentials="role" if queue_credentials == "role" else "base",
         layout=layout,
-        presets=parse_presets(reader.text("THUMBX_PRESETS", DEFAULT_PRESETS)),
-        concurrency=reader.integer("THUMBX_CONCURRENCY", 10, 1, 256),
-        render_threads=reader.integer("THUMBX_RENDER_THREADS", os.cpu_count() or 2, 1, 64),
-        wait_seconds=reader.integer("THUMBX_WAIT_SECONDS", 20, 0, 20),
-        visibility_timeout=reader.integer("THUMBX_VISIBILITY_TIMEOUT", 60, 5, 43200),
-        dlq_url=reader.optional("THUMBX_DLQ_URL"),
-        log_format=_log_format(reader.choice("THUMBX_LOG_FORMAT", "auto", ("auto", "json", "console"))),
-        log_level=reader.choice("THUMBX_LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+        presets=parse_presets(reader.text("THUMBX_PRESETS")),
+        concurrency=reader.integer("THUMBX_CONCURRENCY"),
+        render_threads=reader.integer("THUMBX_RENDER_THREADS", os.cpu_count() or 2),
+        wait_seconds=reader.integer("THUMBX_WAIT_SECONDS"),
+        visibility_timeout=reader.integer("THUMBX_VISIBILITY_TIMEOUT"),
+        dlq_url=dlq_url,
+        log_format=_log_format(reader.choice("THUMBX_LOG_FORMAT")),
+        log_level=reader.choice("THUMBX_LOG_LEVEL"),
         limits=_limits(reader),
         **_reliability(reader),
     )
@@ -121,48 +139,52 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 def load_limits(env: Mapping[str, str] | None = None) -> Limits:
     """Only the imaging limits (for commands such as ``thumbx render`` that need no queue or bucket)."""
-    return _limits(_Reader(os.environ if env is None else env))
+    return _limits(Reader(os.environ if env is None else env))
 
 
-def _limits(reader: _Reader) -> Limits:
+def load_presets(env: Mapping[str, str] | None = None) -> tuple[Preset, ...]:
+    """Only ``THUMBX_PRESETS`` (empty refused, unset: the default)."""
+    return parse_presets(Reader(os.environ if env is None else env).text("THUMBX_PRESETS"))
+
+
+def _limits(reader: Reader) -> Limits:
     """What the imaging core accepts: THUMBX_MAX_* caps, THUMBX_ALLOWED_FORMATS, time and memory bounds."""
-    default = Limits()
-    formats = reader.text("THUMBX_ALLOWED_FORMATS", ",".join(sorted(default.formats)))
+    formats = reader.text("THUMBX_ALLOWED_FORMATS")
     allowed = frozenset(
         part.strip().lower().replace("jpg", "jpeg") for part in formats.split(",") if part.strip()
     )
     unknown = sorted(allowed - set(KNOWN_FORMATS))
     if unknown or not allowed:
-        raise ConfigError(
-            f"THUMBX_ALLOWED_FORMATS: {', '.join(unknown) or 'empty'}; known: {', '.join(KNOWN_FORMATS)}"
+        raise with_example(
+            BY_NAME["THUMBX_ALLOWED_FORMATS"],
+            f"THUMBX_ALLOWED_FORMATS: {', '.join(unknown) or 'empty'}; known: {', '.join(KNOWN_FORMATS)}",
         )
-    return Limits(
-        max_bytes=reader.integer("THUMBX_MAX_BYTES", default.max_bytes, 1, 2**40),
-        max_pixels=reader.integer("THUMBX_MAX_PIXELS", default.max_pixels, 1, 2**40),
-        max_frames=reader.integer("THUMBX_MAX_FRAMES", default.max_frames, 1, 10_000),
+    limits = Limits(
+        max_bytes=reader.integer("THUMBX_MAX_BYTES"),
+        max_pixels=reader.integer("THUMBX_MAX_PIXELS"),
+        max_frames=reader.integer("THUMBX_MAX_FRAMES"),
         formats=allowed,
-        timeout_seconds=reader.integer("THUMBX_RENDER_TIMEOUT", int(default.timeout_seconds), 1, 3600),
-        memory_budget_bytes=reader.integer(
-            "THUMBX_RENDER_MEMORY_MB", default.memory_budget_bytes // MIB, 64, 2**20
-        )
-        * MIB,
-        max_progressive_pixels=reader.integer(
-            "THUMBX_MAX_PROGRESSIVE_PIXELS", default.max_progressive_pixels, 0, 2**40
-        ),
+        timeout_seconds=reader.integer("THUMBX_RENDER_TIMEOUT"),
+        memory_budget_bytes=reader.integer("THUMBX_RENDER_MEMORY_MB") * MIB,
+        max_progressive_pixels=reader.integer("THUMBX_MAX_PROGRESSIVE_PIXELS"),
     )
+    if READ_COPIES * limits.max_bytes > limits.memory_budget_bytes:
+        raise with_example(
+            BY_NAME["THUMBX_MAX_BYTES"],
+            f"THUMBX_MAX_BYTES: {limits.max_bytes} is more than half of THUMBX_RENDER_MEMORY_MB "
+            f"({limits.memory_budget_bytes // MIB} MiB); a source is held twice while it is downloaded",
+        )
+    return limits
 
 
-def _reliability(reader: _Reader) -> dict[str, Any]:
-    port = reader.text("THUMBX_HEALTH_PORT", "8080")
+def _reliability(reader: Reader) -> dict[str, Any]:
     return {
-        "shutdown_seconds": reader.integer("THUMBX_SHUTDOWN_SECONDS", 25, 1, 3600),
-        "retry_base_seconds": reader.integer("THUMBX_RETRY_BASE_SECONDS", 10, 0, 900),
-        "max_extend_seconds": reader.integer("THUMBX_MAX_EXTEND_SECONDS", 3600, 0, 43200),
-        "health_host": reader.text("THUMBX_HEALTH_HOST", "127.0.0.1"),
-        "health_port": (
-            None if port.lower() == "off" else reader.integer("THUMBX_HEALTH_PORT", 8080, 0, 65535)
-        ),
-        "emf_seconds": reader.integer("THUMBX_EMF_SECONDS", 60, 0, 86400),
+        "shutdown_seconds": reader.integer("THUMBX_SHUTDOWN_SECONDS"),
+        "retry_base_seconds": reader.integer("THUMBX_RETRY_BASE_SECONDS"),
+        "max_extend_seconds": reader.integer("THUMBX_MAX_EXTEND_SECONDS"),
+        "health_host": reader.text("THUMBX_HEALTH_HOST"),
+        "health_port": reader.port("THUMBX_HEALTH_PORT"),
+        "emf_seconds": reader.integer("THUMBX_EMF_SECONDS"),
     }
 
 
@@ -185,40 +207,3 @@ def _log_format(value: str) -> Literal["auto", "json", "console"]:
     if value == "console":
         return "console"
     return "auto"
-
-
-class _Reader:
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-
-    def optional(self, name: str, default: str | None = None) -> str | None:
-        value = self.env.get(name, "").strip()
-        return value or default
-
-    def required(self, name: str) -> str:
-        value = self.optional(name)
-        if value is None:
-            raise ConfigError(f"{name}: required but not set")
-        return value
-
-    def text(self, name: str, default: str) -> str:
-        value = self.optional(name)
-        return default if value is None else value
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.optional(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(f"{name}: {raw!r} is not a whole number") from None
-        if not low <= value <= high:
-            raise ConfigError(f"{name}: {value} is outside {low}..{high}")
-        return value
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.text(name, default).lower()
-        if value not in choices:
-            raise ConfigError(f"{name}: {value!r} is not one of {', '.join(choices)}")
-        return value

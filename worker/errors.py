@@ -50,6 +50,33 @@ class BadEvent(PermanentError):
     reason = "bad_event"
 
 
+# --- keys and what S3 will refuse (planned before any call) -------------------------------------------------
+
+
+class BadKey(PermanentError):
+    """A source key with ``.``/``..`` or empty segments, control characters or text that is not UTF-8."""
+
+    reason = "bad_key"
+
+
+class KeyTooLong(PermanentError):
+    """An output key would exceed S3's 1024 bytes (UTF-8)."""
+
+    reason = "key_too_long"
+
+
+class MetadataTooLarge(PermanentError):
+    """The outputs' user metadata would exceed S3's 2 KB."""
+
+    reason = "metadata_too_large"
+
+
+class S3Refused(PermanentError):
+    """S3 answered a non-retryable 4xx (InvalidArgument, EntityTooLarge, ...): a retry fails the same way."""
+
+    reason = "s3_refused"
+
+
 # --- images -----------------------------------------------------------------------------------------------
 
 
@@ -82,8 +109,9 @@ class CredentialsUnavailable(TransientError):
     reason = "credentials_unavailable"
 
 
-class ObjectMissing(TransientError):
-    """GetObject said 404, or 403 (what S3 says for a missing key without s3:ListBucket)."""
+class ObjectMissing(PermanentError):
+    """The source is missing or denied: GetObject/HeadObject said 404, or 403 (what S3 says for a missing
+    key without s3:ListBucket). S3 is read-after-write consistent, so a retry finds nothing either."""
 
     reason = "object_missing"
 

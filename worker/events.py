@@ -16,6 +16,7 @@ that record alone).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -47,13 +48,42 @@ class Rejected:
 
 Item = ObjectRef | Ignored | Rejected
 
+# Real events nest 6 levels deep (SNS-wrapped: the inner document is parsed on its own). Anything deeper
+# is refused before json.loads, whose C decoder raises RecursionError around 1,000 levels.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_JSON_NESTING = re.compile(r"[\[\]{}]")
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text`` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for bracket in _JSON_NESTING.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def load_json(text: str) -> tuple[Any, Rejected | None]:
+    """``json.loads`` with a depth limit; every failure is a :class:`Rejected`, never an exception."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        return None, Rejected("bad_event", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, Rejected("bad_json", f"body is not JSON: {exc.msg}")
+    except (ValueError, RecursionError) as exc:  # e.g. an integer over Python's 4,300-digit limit
+        return None, Rejected("bad_json", f"body is not usable JSON: {str(exc)[:200]}")
+
 
 def parse_body(body: str) -> list[Item]:
     """Parse an SQS message body (a JSON string)."""
-    try:
-        doc = json.loads(body)
-    except json.JSONDecodeError as exc:
-        return [Rejected("bad_json", f"body is not JSON: {exc.msg}")]
+    doc, rejected = load_json(body)
+    if rejected is not None:
+        return [rejected]
     return parse_document(doc)
 
 
@@ -69,10 +99,11 @@ def parse_document(doc: Any, *, _depth: int = 0) -> list[Item]:
         message = doc["Message"]
         if not isinstance(message, str):
             return [Rejected("bad_event", "SNS Message is not a string")]
-        try:
-            inner = json.loads(message)
-        except json.JSONDecodeError:
-            return [Ignored("not_s3_event", "SNS message is not JSON")]
+        inner, rejected = load_json(message)
+        if rejected is not None:
+            if rejected.reason == "bad_json":
+                return [Ignored("not_s3_event", "SNS message is not JSON")]
+            return [rejected]
         return parse_document(inner, _depth=_depth + 1)
     if doc.get("source") == "aws.s3" and "detail-type" in doc:
         return [_eventbridge(doc)]

@@ -3,14 +3,24 @@
 ``input/<path>`` renders to ``thumbnails/<path>/<preset>.<ext>``. The mapping is deterministic so a
 redelivered message overwrites the same keys with the same bytes (idempotent writes), and the output
 prefix is refused as input so thumbnails can never re-trigger the pipeline (the classic infinite loop).
+
+:meth:`KeyLayout.plan` also refuses, before any call, what S3 would refuse or what cannot name an output
+safely: ``.``/``..`` or empty path segments, control characters, text that is not UTF-8 (a lone surrogate
+from a JSON ``\\ud800`` escape), output keys over S3's 1024 bytes and user metadata over its 2 KB.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from worker.errors import BadKey, KeyTooLong, MetadataTooLarge
 from worker.presets import Preset
+
+MAX_KEY_BYTES = 1024  # S3: an object key is at most 1024 bytes of UTF-8
+MAX_METADATA_BYTES = 2048  # S3: user metadata, the UTF-8 bytes of every name and value, at most 2 KB
 
 
 @dataclass(frozen=True)
@@ -44,3 +54,43 @@ class KeyLayout:
             PlannedOutput(preset, f"{self.output_prefix}{rel}/{preset.name}.{preset.extension}")
             for preset in presets
         ]
+
+    def plan(self, key: str, presets: Sequence[Preset]) -> list[PlannedOutput]:
+        """:meth:`outputs`, after refusing keys that are unsafe or that S3 would refuse (typed, permanent)."""
+        check_source_key(self.relative(key))
+        planned = self.outputs(key, presets)
+        for output in planned:
+            size = len(output.key.encode())
+            if size > MAX_KEY_BYTES:
+                raise KeyTooLong(
+                    f"output key {output.key[:80]!r}... is {size} bytes, over S3's {MAX_KEY_BYTES}"
+                )
+        return planned
+
+
+def check_source_key(rel: str) -> None:
+    """Refuse a relative source path with empty, ``.`` or ``..`` segments, control characters or text
+    that cannot be encoded as UTF-8."""
+    try:
+        rel.encode()
+    except UnicodeEncodeError as exc:
+        raise BadKey(f"key is not valid UTF-8 text (position {exc.start})") from exc
+    bad = next((c for c in rel if unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        raise BadKey(f"key contains the control character U+{ord(bad):04X}")
+    for segment in rel.split("/"):
+        if segment in ("", ".", ".."):
+            raise BadKey(f"key has an {'empty' if not segment else repr(segment)} path segment")
+
+
+def source_key_digest(key: str) -> str:
+    """What outputs store about their source key: a SHA-256 (64 hex characters, whatever the key's
+    length or script). The key itself is the output key's middle part; the digest lets a reader check it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def check_metadata(metadata: Mapping[str, str]) -> None:
+    """Refuse user metadata S3 would refuse: over 2 KB in total (names and values, UTF-8)."""
+    size = sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise MetadataTooLarge(f"output metadata is {size} bytes, over S3's {MAX_METADATA_BYTES}")

@@ -15,6 +15,9 @@ KNOWN_FORMATS = ("jpeg", "png", "webp", "gif", "tiff", "avif", "heic")
 DEFAULT_FORMATS = frozenset(KNOWN_FORMATS)
 
 MIB = 1024 * 1024
+# A source being downloaded is in memory twice for a moment (the read buffer, then the bytes made from it):
+# the memory budget counts it so, and a source of max_bytes must fit the budget that often.
+READ_COPIES = 2
 
 
 @dataclass(frozen=True)

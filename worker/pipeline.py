@@ -11,16 +11,17 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
-from urllib.parse import quote
 
 import structlog
 
-from worker.errors import ThumbxError, TransientError
+from worker.budget import MemoryBusy, Reservation, budget_for, with_reservation
+from worker.errors import ImageTooLarge, ObjectMissing, ThumbxError, TransientError
 from worker.events import Ignored, Item, ObjectRef, Rejected
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition, render
-from worker.keys import KeyLayout
+from worker.keys import KeyLayout, PlannedOutput, check_metadata, source_key_digest
+from worker.limits import READ_COPIES
 from worker.presets import Preset
 from worker.storage import ObjectStore, StoredObject
 
@@ -68,6 +69,7 @@ class Pipeline:
         self._executor = executor
         self._render = renderer
         self._fingerprint = presets_fingerprint(config.presets)
+        self._budget = budget_for(config.limits.memory_budget_bytes)
 
     async def process(self, item: Item) -> Outcome:
         if isinstance(item, Ignored):
@@ -84,8 +86,11 @@ class Pipeline:
             return Outcome("ignored", refusal, ref.bucket, ref.key)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        planned = self._config.layout.outputs(ref.key, self._config.presets)
         try:
+            planned = self._config.layout.plan(ref.key, self._config.presets)
+            check_metadata(self._metadata(ref.key, ref.etag or "", ref.version_id, planned))
+            self._check_size(ref.size)
+            ref = await self._identify(ref)
             if await self._already_rendered(ref, planned[-1].key):
                 timings["total"] = _ms_since(started)
                 return Outcome(
@@ -96,19 +101,12 @@ class Pipeline:
                     outputs=tuple(p.key for p in planned),
                     timings_ms=timings,
                 )
-            source = await self._store.get(ref.bucket, ref.key)
-            timings["get"] = _ms_since(started)
-            if OWN_OUTPUT_MARK in source.metadata:
+            source, renditions = await self._fetch_and_render(ref, timings, started)
+            if source is None:
                 # Loop guard, second line: something we wrote ended up under the input prefix.
                 return Outcome("ignored", "own_output", ref.bucket, ref.key, timings_ms=timings)
             mark = time.perf_counter()
-            loop = asyncio.get_running_loop()
-            renditions = await loop.run_in_executor(
-                self._executor, self._render, source.data, self._config.presets, self._config.limits
-            )
-            timings["render"] = _ms_since(mark)
-            mark = time.perf_counter()
-            await self._write(ref, source, renditions, {p.preset.name: p.key for p in planned})
+            await self._write(ref, source, renditions, planned)
             timings["put"] = _ms_since(mark)
         except ThumbxError as exc:
             timings["total"] = _ms_since(started)
@@ -130,11 +128,91 @@ class Pipeline:
             source_bytes=len(source.data),
         )
 
+    async def _identify(self, ref: ObjectRef) -> ObjectRef:
+        """An event without an ETag (backfill, some EventBridge paths): one HEAD of the source gives it,
+        with the size (checked before any download) and version. 403/404 -> ObjectMissing (permanent)."""
+        if ref.etag:
+            return ref
+        head = await self._store.head(ref.bucket, ref.key, missing_is_error=True)
+        if head is None:  # a store that says "missing" without raising
+            raise ObjectMissing(f"HeadObject s3://{ref.bucket}/{ref.key}: missing")
+        return replace(
+            ref,
+            etag=head.etag or None,
+            size=head.size if head.size is not None else ref.size,
+            version_id=ref.version_id or head.version_id,
+        )
+
+    async def _fetch_and_render(
+        self, ref: ObjectRef, timings: dict[str, float], started: float
+    ) -> tuple[StoredObject | None, list[Rendition]]:
+        """Download within a reservation of the memory budget, then render within it (see worker.budget).
+
+        The source's size (event, HEAD, then GetObject's ContentLength) is checked against ``max_bytes``
+        before its body is read, and no more than ``max_bytes + 1`` bytes are ever read. When the render
+        cannot grow the reservation at once, the bytes are dropped, and the whole amount is awaited holding
+        nothing, then downloaded again (at most once).
+        """
+        limits = self._config.limits
+        self._check_size(ref.size)
+        expected = min(ref.size if ref.size is not None else limits.max_bytes, limits.max_bytes)
+        spare = 0
+        for attempt in (1, 2):
+            # While the body is read it is held twice (the read buffer and the bytes made from it).
+            async with self._budget.reserve(READ_COPIES * expected, spare=spare) as reservation:
+                announced: list[int] = []
+
+                def admit(
+                    length: int, reservation: Reservation = reservation, announced: list[int] = announced
+                ) -> None:
+                    announced.append(length)
+                    reservation.grow(READ_COPIES * length - (reservation.amount - reservation.spare))
+
+                try:
+                    # the current object, not the event's version: events arrive out of order
+                    source = await self._store.get(
+                        ref.bucket, ref.key, max_bytes=limits.max_bytes, admit=admit
+                    )
+                except MemoryBusy:  # larger than the event said, and no room for it right now
+                    if attempt == 2 or not announced:
+                        raise
+                    expected = announced[-1]
+                    continue
+                reservation.shrink_to(len(source.data) + reservation.spare)
+                timings["get"] = _ms_since(started)
+                if OWN_OUTPUT_MARK in source.metadata:
+                    return None, []
+                self._check_size(len(source.data))  # a store that does not bound its reads
+                mark = time.perf_counter()
+                try:
+                    renditions = await asyncio.get_running_loop().run_in_executor(
+                        self._executor,
+                        with_reservation(reservation).run,
+                        self._render,
+                        source.data,
+                        self._config.presets,
+                        limits,
+                    )
+                except MemoryBusy as busy:
+                    if attempt == 2:
+                        raise
+                    expected, spare = len(source.data), busy.needed
+                    log.info("render_waits_for_memory", key=ref.key, needed=busy.needed)
+                    del source
+                    continue
+                timings["render"] = _ms_since(mark)
+                return source, renditions
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_size(self, size: int | None) -> None:
+        if size is not None and size > self._config.limits.max_bytes:
+            raise ImageTooLarge(f"{size} bytes is over the {self._config.limits.max_bytes}-byte limit")
+
     async def _already_rendered(self, ref: ObjectRef, marker_key: str) -> bool:
         """One HEAD: does the last-written output already carry this source's ETag (and version, presets)?
 
         Outputs are written marker-last, so a present marker means every output of that render exists.
-        Without an ETag in the event there is nothing to compare with: render (writes are idempotent).
+        The ETag comes from the event or from :meth:`_identify`'s HEAD of the source.
         """
         if not ref.etag:
             return False
@@ -152,16 +230,30 @@ class Pipeline:
             and (ref.version_id is None or meta.get("thumbx-source-version") == ref.version_id)
         )
 
-    async def _write(
-        self, ref: ObjectRef, source: StoredObject, renditions: Sequence[Rendition], keys: dict[str, str]
-    ) -> None:
+    def _metadata(
+        self, key: str, etag: str, version_id: str | None, planned: Sequence[PlannedOutput]
+    ) -> dict[str, str]:
+        """The user metadata of every output (the preset mark included: the longest name is counted)."""
         metadata = {
-            "thumbx-source-etag": source.etag,
-            "thumbx-source-key": quote(ref.key, safe="/"),
+            "thumbx-source-etag": etag.strip('"'),
+            "thumbx-source-key-sha256": source_key_digest(key),
             "thumbx-presets": self._fingerprint,
+            OWN_OUTPUT_MARK: max((p.preset.name for p in planned), key=len),
         }
-        if source.version_id:
-            metadata["thumbx-source-version"] = source.version_id
+        if version_id:
+            metadata["thumbx-source-version"] = version_id
+        return metadata
+
+    async def _write(
+        self,
+        ref: ObjectRef,
+        source: StoredObject,
+        renditions: Sequence[Rendition],
+        planned: Sequence[PlannedOutput],
+    ) -> None:
+        metadata = self._metadata(ref.key, source.etag, source.version_id, planned)
+        check_metadata(metadata)
+        keys = {p.preset.name: p.key for p in planned}
 
         def put(rendition: Rendition) -> Awaitable[None]:
             return self._store.put(
@@ -174,7 +266,15 @@ class Pipeline:
 
         # The last preset's output is the completion marker the idempotency HEAD looks at: written last.
         *rest, last = renditions
-        await asyncio.gather(*(put(r) for r in rest))
+        writes = [asyncio.ensure_future(put(r)) for r in rest]
+        try:
+            await asyncio.gather(*writes)
+        except BaseException:
+            # one write failed: stop and await the others, so none outlives the message (or its loop)
+            for write in writes:
+                write.cancel()
+            await asyncio.gather(*writes, return_exceptions=True)
+            raise
         await put(last)
 
 

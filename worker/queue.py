@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -90,12 +91,24 @@ class SqsQueue:
         return BatchResult(failed)
 
     async def send(self, body: str, attributes: Mapping[str, str] | None = None) -> str:
-        attrs = {k: {"DataType": "String", "StringValue": v[:1024]} for k, v in (attributes or {}).items()}
+        attrs = {
+            name: {"DataType": "String", "StringValue": sqs_text(value)[:1024]}
+            for name, value in (attributes or {}).items()
+        }
         with mapped(f"SendMessage {self.url}"):
             response = await self._sqs.send_message(
                 QueueUrl=self.url, MessageBody=body, MessageAttributes=attrs
             )
         return str(response["MessageId"])
+
+
+_SQS_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def sqs_text(text: str) -> str:
+    """``text`` with every character SQS refuses in a message (control characters, lone surrogates from
+    an event's ``\\ud800``, U+FFFE/U+FFFF) written as a ``\\xNN`` / ``\\uNNNN`` escape."""
+    return _SQS_INVALID.sub(lambda m: ascii(m.group())[1:-1], text)
 
 
 def _chunks(messages: Sequence[Message], size: int = 10) -> list[Sequence[Message]]:

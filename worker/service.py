@@ -1,4 +1,9 @@
-"""Wiring: settings -> sessions -> clients -> pipeline -> consumer. What `python -m worker` runs."""
+"""Wiring: settings -> sessions -> clients -> pipeline -> consumer. What `python -m worker` runs.
+
+The Lambda shim shares :func:`open_runtime` but never runs the consumer, the health server (aiohttp's web
+server, prometheus_client) or the EMF reporter, so :func:`run` imports those itself: a cold Lambda
+environment doesn't pay for them (``python -m bench.cold_import``).
+"""
 
 from __future__ import annotations
 
@@ -8,21 +13,21 @@ import signal
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioboto3
 import structlog
 from aiobotocore.config import AioConfig
 
 from worker.config import Settings
-from worker.consumer import Consumer, ConsumerConfig, OutcomeObserver
 from worker.credentials import RefreshWindows, RoleSession, assumed_role_session
-from worker.emf import EmfReporter
-from worker.health import HealthProbe, HealthServer
 from worker.observability import Metrics
 from worker.pipeline import Pipeline, PipelineConfig, Renderer
 from worker.queue import SqsQueue
 from worker.storage import S3Store
+
+if TYPE_CHECKING:
+    from worker.consumer import ConsumerConfig, OutcomeObserver
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +118,8 @@ async def open_runtime(
 
 
 def consumer_config(settings: Settings) -> ConsumerConfig:
+    from worker.consumer import ConsumerConfig
+
     return ConsumerConfig(
         concurrency=settings.concurrency,
         wait_seconds=settings.wait_seconds,
@@ -140,6 +147,10 @@ async def run(
     On stop: no more receives, in-flight work gets ``settings.shutdown_seconds`` to finish, unfinished
     messages go back to the queue at once, deletes are flushed; then this returns.
     """
+    from worker.consumer import Consumer
+    from worker.emf import EmfReporter
+    from worker.health import HealthProbe, HealthServer
+
     stop = stop or asyncio.Event()
     if handle_signals:
         loop = asyncio.get_running_loop()

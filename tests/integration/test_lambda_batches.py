@@ -6,6 +6,7 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,9 @@ from tests.lambda_payloads import (
     sqs_event_for_keys,
 )
 from tests.support import jpeg_bytes, running_worker, wait_until
+from worker.errors import ServiceUnavailable
 from worker.provision import Deployment, admin_client
+from worker.storage import S3Store, StoredObject
 
 
 @pytest.fixture
@@ -32,15 +35,23 @@ def upload(deployment: Deployment, key: str, data: bytes) -> None:
 
 
 def test_partial_failure_reports_only_the_transient_record(
-    deployment: Deployment, shared: Path, function_env: None
+    deployment: Deployment, shared: Path, function_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    real_get = S3Store.get
+
+    async def get_503_for_late(self: S3Store, bucket: str, key: str, **options: Any) -> StoredObject:
+        if key == "input/late.jpg":  # S3 answering 503 for this one object (a transient failure)
+            raise ServiceUnavailable(f"GetObject s3://{bucket}/{key}: service error 503 (SlowDown)")
+        return await real_get(self, bucket, key, **options)
+
+    monkeypatch.setattr(S3Store, "get", get_503_for_late)
+    upload(deployment, "input/late.jpg", jpeg_bytes(64, 48))
     upload(deployment, "input/good.jpg", jpeg_bytes(1200, 900))
     upload(
         deployment,
         "input/corrupt.jpg",
         (shared / "corpus/bad/jpeg-corrupt/ianare__corrupted.jpg").read_bytes(),
     )
-    # input/late.jpg is not there yet: missing (or, without ListBucket, denied) is transient
     event = sqs_event_for_keys(shared, deployment, ["input/good.jpg", "input/late.jpg", "input/corrupt.jpg"])
     _, late_id, corrupt_id = message_ids(event)
 

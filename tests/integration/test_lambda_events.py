@@ -123,9 +123,25 @@ def test_direct_s3_and_eventbridge_events(deployment: Deployment, shared: Path, 
 
 
 def test_direct_event_raises_so_lambda_retries_a_transient_failure(
+    deployment: Deployment, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # outputs outside what ThumbXRole may write: PutObject is AccessDenied, a deployment error (transient)
+    env = shim_environment(deployment, monkeypatch, THUMBX_OUTPUT_PREFIX="elsewhere/")
+    next(env)
+    try:
+        upload(deployment, "input/cannot-write.jpg")
+        direct = direct_s3_event(shared, deployment.bucket, "input/cannot-write.jpg")
+        with pytest.raises(TransientError, match="access_denied"):
+            shim.handler(direct, FakeContext())
+        assert dead_letters(deployment) == []
+    finally:
+        next(env, None)
+
+
+def test_a_missing_source_is_dead_lettered_as_object_missing(
     deployment: Deployment, shared: Path, function_env: None
 ) -> None:
-    direct = direct_s3_event(shared, deployment.bucket, "input/not-yet-there.jpg")
-    with pytest.raises(TransientError, match="object_missing"):
-        shim.handler(direct, FakeContext())
-    assert dead_letters(deployment) == []
+    direct = direct_s3_event(shared, deployment.bucket, "input/never-there.jpg")
+    assert shim.handler(direct, FakeContext()) == {"counts": {"dead_lettered": 1}}
+    [dead] = dead_letters(deployment)
+    assert dead["MessageAttributes"]["thumbx-reason"]["StringValue"] == "object_missing"

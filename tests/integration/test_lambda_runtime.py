@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.lambda_payloads import message_ids, outputs, sqs_event_for_keys
+from tests.lambda_payloads import dead_letters, message_ids, outputs, sqs_event_for_keys
 from tests.support import jpeg_bytes
 from worker.provision import Deployment, admin_client
 
@@ -139,8 +139,10 @@ def test_runtime_interface_client_runs_the_shim_warm_with_the_real_context(
 
     first = sqs_event_for_keys(shared, deployment, ["input/ric-1.jpg", "input/ric-missing.jpg"])
     kind, payload = runtime_api.invoke(first)
-    assert (kind, payload) == ("response", {"batchItemFailures": [{"itemIdentifier": message_ids(first)[1]}]})
+    assert (kind, payload) == ("response", {"batchItemFailures": []})  # the missing one: dead-lettered
     assert len(outputs(deployment, "thumbnails/ric-1.jpg/")) == 3
+    [dead] = dead_letters(deployment)
+    assert dead["MessageAttributes"]["thumbx-reason"]["StringValue"] == "object_missing"
 
     # the same process, warm: the deadline header drives the time guard through the real context
     hurried = sqs_event_for_keys(shared, deployment, ["input/ric-2.jpg"])

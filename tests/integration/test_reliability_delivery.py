@@ -102,7 +102,7 @@ async def test_a_bad_record_in_a_multi_record_body_fails_alone(deployment: Deplo
     assert [o.status for o in worker.outcomes] == ["succeeded", "permanent", "succeeded"]
     assert all(rendered(deployment, key) for key in good)
     (dead,) = dead_letters(deployment)
-    assert dead.attributes["thumbx-failed-records"] == "1"
+    assert dead.attributes["thumbx-failed-record-indexes"] == "1"
     assert dead.attributes["thumbx-key"] == bad
     assert dead.reason == "unsupported_format"
     assert worker.metrics.count("thumbx_messages_retried_total") == 0

@@ -23,7 +23,8 @@ def test_render_writes_every_preset_and_reports_refusals_with_exit_1(
 
     lines = capsys.readouterr().out.splitlines()
     assert status == 1
-    assert len(lines) == 3
+    assert len(lines) == 4
+    assert lines[3] == "1 ok, 2 refused"
     assert lines[0].startswith(f"{good}: ok")
     assert Image.open(out / "photo.jpg" / "sm.webp").size == (32, 21)  # upright 120x80 once rotated
     assert Image.open(out / "photo.jpg" / "md.jpg").size == (64, 43)

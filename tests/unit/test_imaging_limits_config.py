@@ -4,7 +4,10 @@ from worker.config import load_limits, load_settings
 from worker.errors import ConfigError
 from worker.limits import DEFAULT_LIMITS, estimate_peak_bytes
 
-BASE = {"THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/thumbx", "THUMBX_BUCKET": "b"}
+BASE = {
+    "THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/thumbx",
+    "THUMBX_BUCKET": "images-b",
+}
 
 
 def test_limits_default_to_the_documented_values() -> None:
@@ -54,3 +57,12 @@ def test_progressive_jpegs_are_budgeted_far_above_baseline_ones() -> None:
     progressive = estimate_peak_bytes("jpeg", 10_000, 10_000, progressive=True)
     assert baseline < 150 * 2**20  # the issue's target for a 100-MP baseline JPEG
     assert progressive > 3 * baseline
+
+
+def test_a_max_size_source_must_fit_the_memory_budget_twice() -> None:
+    """A source is held twice while it is downloaded (worker/budget.py): a byte cap over half the budget
+    would refuse every source near it at run time, so it is refused at start-up, naming the variable."""
+    with pytest.raises(ConfigError, match="THUMBX_MAX_BYTES"):
+        load_settings({**BASE, "THUMBX_MAX_BYTES": str(600 * 1024 * 1024), "THUMBX_RENDER_MEMORY_MB": "1024"})
+    limits = load_settings({**BASE, "THUMBX_MAX_BYTES": str(512 * 1024 * 1024)}).limits
+    assert limits.max_bytes * 2 == limits.memory_budget_bytes

@@ -78,4 +78,7 @@ def test_worker_exits_2_with_one_line_naming_the_variable() -> None:
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert lines == ["thumbx: configuration error: THUMBX_QUEUE_URL: required but not set"]
+    assert lines == [
+        "thumbx: configuration error: THUMBX_QUEUE_URL: required but not set;"
+        " e.g. THUMBX_QUEUE_URL=https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs"
+    ]

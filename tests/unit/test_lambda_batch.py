@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from worker.batch import (
     BatchSettings,
     UnreportableFailure,
 )
-from worker.errors import ConfigError, CorruptImage, ObjectMissing, ServiceUnavailable
+from worker.errors import ConfigError, CorruptImage, ServiceUnavailable
 from worker.imaging import Limits, Rendition
 from worker.keys import KeyLayout
 from worker.observability import Metrics
@@ -32,19 +33,25 @@ class MemoryStore:
         self.active = 0
         self.peak = 0
 
-    async def get(self, bucket: str, key: str, *, version_id: str | None = None) -> StoredObject:
+    async def get(
+        self, bucket: str, key: str, *, version_id: str | None = None, **_bounds: Any
+    ) -> StoredObject:
         self.active += 1
         self.peak = max(self.peak, self.active)
         try:
             await asyncio.sleep(0.01)
-            if key not in self.objects:
-                raise ObjectMissing(f"GetObject {key}: missing")
+            if key not in self.objects:  # stands for any transient failure (a 5xx, a timeout)
+                raise ServiceUnavailable(f"GetObject {key}: 503")
             return StoredObject(self.objects[key], etag="e")
         finally:
             self.active -= 1
 
-    async def head(self, bucket: str, key: str) -> ObjectHead | None:
-        return None
+    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
+        if not missing_is_error:
+            return None  # outputs never look rendered
+        if key not in self.objects:
+            raise ServiceUnavailable(f"HeadObject {key}: 503")
+        return ObjectHead(etag="e", size=len(self.objects[key]))
 
     async def put(
         self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
@@ -138,7 +145,7 @@ async def test_dead_letter_attributes_name_the_failed_records_of_a_multi_record_
         "thumbx-reason": "corrupt_image",
         "thumbx-detail": "cannot decode: not a JPEG",
         "thumbx-key": "input/bad.jpg",
-        "thumbx-failed-records": "1",
+        "thumbx-failed-record-indexes": "1",
         "thumbx-records": "2",
         "thumbx-source-message-id": "m1",
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tests.support import jpeg_bytes
 from worker.events import ObjectRef
@@ -21,12 +22,14 @@ class FakeStore:
         self.objects = objects
         self.calls: list[tuple[str, str]] = []
 
-    async def get(self, bucket: str, key: str, *, version_id: str | None = None) -> StoredObject:
+    async def get(
+        self, bucket: str, key: str, *, version_id: str | None = None, **_bounds: Any
+    ) -> StoredObject:
         self.calls.append(("get", key))
         data, meta = self.objects[key]
         return StoredObject(data, etag=f"etag-{len(data)}", metadata=meta)
 
-    async def head(self, bucket: str, key: str) -> ObjectHead | None:
+    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
         self.calls.append(("head", key))
         if key not in self.objects:
             return None

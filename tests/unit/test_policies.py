@@ -262,7 +262,7 @@ def test_session_duration_never_exceeds_an_hour() -> None:
     assert RoleSettings("arn:aws:iam::1:role/x").duration_seconds <= 3600
     env = {
         "THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/q",
-        "THUMBX_BUCKET": "b",
+        "THUMBX_BUCKET": "images-b",
         "THUMBX_ROLE_ARN": "arn:aws:iam::222222222222:role/ThumbXRole",
         "THUMBX_SESSION_SECONDS": "3601",
     }

@@ -25,9 +25,10 @@ from typing import Any
 
 import pyvips
 
+from worker.budget import budget_for, current_reservation
 from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
 from worker.imaging import heif
-from worker.imaging.guard import Deadline, budget_for
+from worker.imaging.guard import Deadline
 from worker.imaging.markers import jpeg_is_progressive, webp_without_metadata
 from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
 from worker.presets import Preset
@@ -152,8 +153,11 @@ def render(data: bytes, presets: Sequence[Preset], limits: Limits = DEFAULT_LIMI
     if not presets:
         return []
     header = probe(data, limits, animated=any(p.animated for p in presets))
+    reservation = current_reservation()  # inside the pipeline: grow the message's own, never wait
     with (
-        budget_for(limits.memory_budget_bytes).hold(header.peak_bytes),
+        reservation.render(header.peak_bytes)
+        if reservation is not None
+        else budget_for(limits.memory_budget_bytes).hold(header.peak_bytes),
         Deadline(limits.timeout_seconds) as deadline,
     ):
         try:
@@ -336,9 +340,10 @@ def _metadata(image: Any, preset: Preset) -> Any:
     image = image.copy()
     copyright_line = _field(image, "exif-ifd0-Copyright", None) if "copyright" in preset.keep else None
     profile = _field(image, _ICC_ASIDE, None)
-    for name in image.get_fields():
+    for raw in _field_names(image):
+        name = raw.decode("utf-8", "replace")
         if name.startswith(_METADATA_PREFIXES) or name in _METADATA_NAMES or name == _ICC_ASIDE:
-            image.remove(name)
+            pyvips.vips_lib.vips_image_remove(image.pointer, raw)
     if profile is not None and "icc" in preset.keep:
         image.set_type(pyvips.GValue.blob_type, "icc-profile-data", profile)
     if copyright_line:
@@ -382,8 +387,30 @@ def _find_loader(data: bytes) -> str:
     return str(pyvips.nickname_find(pyvips.type_from_name(type_name)))
 
 
+def _field_names(image: Any) -> list[bytes]:
+    """Every metadata name as libvips stores it. ``image.get_fields()`` decodes them as UTF-8 and raises
+    on a name that is not (a PNG text chunk's keyword is Latin-1), leaking the rest of the array."""
+    array = pyvips.vips_lib.vips_image_get_fields(image.pointer)
+    names: list[bytes] = []
+    try:
+        i = 0
+        while array[i] != pyvips.ffi.NULL:
+            names.append(bytes(pyvips.ffi.string(array[i])))
+            pyvips.glib_lib.g_free(array[i])
+            i += 1
+    finally:
+        pyvips.glib_lib.g_free(array)
+    return names
+
+
 def _field(image: Any, name: str, default: Any) -> Any:
-    return image.get(name) if image.get_typeof(name) != 0 else default
+    """A metadata value, or ``default`` when absent or when its text is not UTF-8 (pyvips would raise)."""
+    if image.get_typeof(name) == 0:
+        return default
+    try:
+        return image.get(name)
+    except UnicodeDecodeError:
+        return default
 
 
 def _last_line(exc: BaseException) -> str:

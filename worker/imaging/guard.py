@@ -1,4 +1,4 @@
-"""Bounds on one render: a wall-clock deadline that stops libvips itself, and a process-wide memory budget.
+"""Bounds on one render: a wall-clock deadline that stops libvips itself (the memory budget: worker.budget).
 
 The deadline works inside libvips: each image of the render (the loader's output, the resized base, the
 encoder's input) is registered, and a timer thread sets their kill flags when time is up. libvips then
@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from worker.errors import ImageTooLarge, RenderTimeout
+from worker.budget import MemoryBudget, budget_for
+from worker.errors import RenderTimeout
+
+__all__ = ["Deadline", "MemoryBudget", "budget_for"]
 
 
 class Deadline:
@@ -75,45 +76,3 @@ class Deadline:
     def _kill(self, image: Any) -> None:
         self.killed = True
         image.set_kill(True)
-
-
-class MemoryBudget:
-    """Bytes that concurrent renders may hold at once: a render waits until its estimate fits.
-
-    An estimate above the whole budget can never fit and is refused (permanent), so no image is admitted
-    that could exceed the container's memory, however many renders run side by side.
-    """
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.in_use = 0
-        self._cond = threading.Condition()
-
-    @contextmanager
-    def hold(self, amount: int) -> Iterator[None]:
-        if amount > self.total:
-            raise ImageTooLarge(
-                f"needs about {amount // 2**20} MiB to decode, over the {self.total // 2**20} MiB budget"
-            )
-        with self._cond:
-            self._cond.wait_for(lambda: self.in_use + amount <= self.total)
-            self.in_use += amount
-        try:
-            yield
-        finally:
-            with self._cond:
-                self.in_use -= amount
-                self._cond.notify_all()
-
-
-_budgets: dict[int, MemoryBudget] = {}
-_budgets_lock = threading.Lock()
-
-
-def budget_for(total: int) -> MemoryBudget:
-    """The process-wide budget of that size (one per configured size; normally exactly one)."""
-    with _budgets_lock:
-        budget = _budgets.get(total)
-        if budget is None:
-            budget = _budgets[total] = MemoryBudget(total)
-        return budget

@@ -1,0 +1,23 @@
+"""A cold Lambda environment imports only what an invocation can use (issue 14: cold import time)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# What only the ECS service runs: the consumer loop, the health server (aiohttp's web server and
+# prometheus_client), the EMF reporter. The Lambda shim never calls them.
+ECS_ONLY = ("worker.consumer", "worker.health", "worker.emf", "aiohttp.web", "prometheus_client")
+
+
+def imported_by(module: str) -> set[str]:
+    code = f"import json, sys, {module}; print(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout))
+
+
+def test_the_lambda_handler_leaves_the_ecs_only_modules_unimported() -> None:
+    loaded = imported_by("lambda_shim.handler")
+    assert "worker.service" in loaded  # the shared wiring is there (the check below is not vacuous)
+    assert sorted(m for m in ECS_ONLY if m in loaded) == []
