@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 
 import pytest
 import pyvips
@@ -17,6 +18,7 @@ from tests.heic import pillow_heif
 from tests.unit.images import BLUE, GREEN, INVERSE, RED, WHITE, near, open_output, quadrants
 from worker.errors import CorruptImage, ImageTooLarge, RenderTimeout, UnsupportedFormat
 from worker.imaging import Limits, heif, probe, render
+from worker.imaging.guard import Deadline
 from worker.presets import parse_presets
 
 
@@ -243,3 +245,13 @@ def test_the_time_limit_applies_right_after_the_heic_decode() -> None:
     with pytest.raises(RenderTimeout):
         render(data, parse_presets("t:60:jpeg"), Limits(timeout_seconds=0.001))
     assert render(data, parse_presets("t:60:jpeg"), Limits(timeout_seconds=30))
+
+
+def test_an_image_made_after_the_deadline_is_stopped_at_its_first_libvips_step() -> None:
+    # libheif's decode cannot be interrupted: what it returns after the deadline must not be worked on
+    with Deadline(0.001) as deadline:
+        time.sleep(0.05)  # past the deadline, as a long HEIC decode would be
+        late = deadline.watch(pyvips.Image.black(64, 64))
+        with pytest.raises(pyvips.Error):
+            late.avg()
+    assert deadline.killed
