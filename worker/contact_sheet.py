@@ -18,11 +18,14 @@ from pathlib import Path
 from PIL import Image, ImageCms, ImageDraw, ImageFont, ImageOps
 
 from worker.imaging import builtin_profile
+from worker.imaging.heif import register_pillow_opener
 
 CELL = 256
 PAD = 12
 LABEL = 40
 PREVIEW = 512
+
+register_pillow_opener()  # Pillow reads HEIC sources for the sheet (libheif applies irot/imir)
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,16 @@
 
 Each picture has an unmistakable "up" (sky above ground, an arrow and a label), and most are *stored*
 sideways or mirrored with an EXIF Orientation tag saying how to show them: a thumbnail that comes out
-sideways is visibly wrong on the contact sheet.
+sideways is visibly wrong on the contact sheet. The one exception to "drawn on the fly" is the HEIC
+sample: the runtime can only decode HEIC, so it ships as package data (``sample_data/phone.heic``, the
+same scene, made by ``tools/make_heic_sample.py``).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from importlib.resources import files
 
 from PIL import Image, ImageCms, ImageDraw, ImageFont
 
@@ -125,6 +128,11 @@ def demo_samples() -> list[Sample]:
             "upside down.jpg", _jpeg(upright_scene(1500, 1000, "orientation 3"), 3), "stored upside down (3)"
         ),
         *_display_p3_sample(),
+        Sample(
+            "phone photo.heic",
+            files("worker").joinpath("sample_data/phone.heic").read_bytes(),
+            "HEIC as an iPhone stores a portrait: irot 270 plus EXIF 6 (applied once)",
+        ),
         Sample("logo.png", png.getvalue(), "PNG with transparency"),
         Sample("not-an-image.jpg", b"%PDF-1.4 this is not a JPEG\n", "a PDF named .jpg: refused, not lost"),
     ]

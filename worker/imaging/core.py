@@ -28,7 +28,7 @@ import pyvips
 
 from worker.budget import budget_for, current_reservation
 from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
-from worker.imaging import colour
+from worker.imaging import colour, heif
 from worker.imaging.guard import Deadline
 from worker.imaging.markers import heif_nclx, jpeg_is_progressive, webp_without_metadata
 from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
@@ -118,6 +118,8 @@ def probe(data: bytes, limits: Limits = DEFAULT_LIMITS, *, animated: bool = Fals
         raise CorruptImage(f"unreadable header: {_last_line(exc)}") from exc
     if fmt not in limits.formats:
         raise UnsupportedFormat(f"{fmt} input is not accepted (allowed: {', '.join(sorted(limits.formats))})")
+    if fmt == "heic":  # libvips in the wheel has no HEVC decoder: pi-heif's libheif decodes (imaging/heif.py)
+        loader, (width, height) = heif.LOADER, heif.dimensions(data)
     header = Header(
         loader=loader,
         format=fmt,
@@ -235,7 +237,11 @@ def _decode(
         options["n"] = -1
     # Every loader option goes to the loader itself: thumbnail_buffer's own fail_on argument is accepted
     # but not passed on, and a truncated JPEG then decodes to a grey block without any error.
-    source = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on=fail_on, **options)
+    source = (
+        heif.load(data)
+        if header.loader == heif.LOADER
+        else pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on=fail_on, **options)
+    )
     deadline.watch(source)
     # Colour management once, here: the presets are all cut from this sRGB base (see imaging/colour.py).
     conversion = colour.plan(source, heif_nclx(data) if header.format in ("avif", "heic") else None)
