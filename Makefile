@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean check-deploy deploy deploy-compute-bootstrap deploy-storage deploy-compute test-reliability bench-imaging test-system-vips localstack check-containers test-containers bench-peers
+.PHONY: demo test lint typecheck pytest bench clean check-deploy deploy deploy-compute-bootstrap deploy-storage deploy-compute test-reliability bench-imaging bench-heic test-system-vips localstack check-containers test-containers bench-peers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -124,6 +124,10 @@ clean:
 # Benchmark (not a test): prints a table, writes bench/results-imaging.json. Needs ../shared/corpus.
 bench-imaging: $(STAMP)
 	$(PY) bench/bench_imaging.py
+
+# HEIC/HEIF phone photos (pi-heif's libheif) beside camera JPEGs: img/s and peak RSS -> bench/results-heic.json
+bench-heic: $(STAMP)
+	$(PY) bench/bench_heic.py
 
 # The same code on Debian's libvips (apt-get install libvips42: HEIC decode, libjpeg-turbo) instead of the
 # pyvips-binary wheel: pyvips falls back to the system library when the wheel is absent.

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.build:
         info = build_info()
         print(f"libvips {info['libvips']} ({info['binding']}); reads {' '.join(info['suffixes'])}")  # type: ignore[arg-type]
+        heic = info["heic"]
+        print(f"HEIC: pi-heif {heic['pi_heif']} (libheif {heic['libheif']}, {heic['hevc_decoder']})")  # type: ignore[index]
         return 0
     if not args.files:
         print("thumbx render: no PATH given", file=sys.stderr)

@@ -43,7 +43,10 @@ def estimate_peak_bytes(
     (52-80 MB peak RSS for the whole process, almost independent of size) while a progressive one keeps
     every DCT coefficient: 335-365 MB with our DCT shrink-on-load (about 3.4 bytes/pixel; plain
     ``thumbnail_buffer`` needs 930 MB). Formats whose decoders produce whole frames (WebP, GIF, HEIF/AVIF,
-    interlaced PNG) hold about one RGBA frame, twice that for 16-bit data: we count 8 bytes/pixel.
+    interlaced PNG) hold about one RGBA frame, twice that for 16-bit data: we count 8 bytes/pixel. HEIC
+    (libheif through pi-heif, worker/imaging/heif.py) holds the YCbCr planes, the RGB result and the copy
+    libvips owns: measured (bench/bench_heic.py and a 12-MP 10-bit 4:4:4 file) 7.4-9.2 bytes/pixel for
+    8-bit phone photos, 14.4 for 10-bit; we count 14.
     """
     pixels = width * height * max(frames, 1)
     base = 48 * MIB
@@ -51,6 +54,8 @@ def estimate_peak_bytes(
         per_pixel = 4.0 if progressive else 0.5
     elif fmt in ("png", "tiff"):
         per_pixel = 8.0 if progressive else 1.0
+    elif fmt == "heic":
+        per_pixel = 14.0
     else:
         per_pixel = 8.0
     return base + int(pixels * per_pixel)

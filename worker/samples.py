@@ -2,15 +2,20 @@
 
 Each picture has an unmistakable "up" (sky above ground, an arrow and a label), and most are *stored*
 sideways or mirrored with an EXIF Orientation tag saying how to show them: a thumbnail that comes out
-sideways is visibly wrong on the contact sheet.
+sideways is visibly wrong on the contact sheet. The one exception to "drawn on the fly" is the HEIC
+sample: the runtime can only decode HEIC, so it ships as package data (``sample_data/phone.heic``, the
+same scene, made by ``tools/make_heic_sample.py``).
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from importlib.resources import files
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageCms, ImageDraw, ImageFont
+
+from worker.imaging import builtin_profile, has_builtin_profile
 
 # EXIF Orientation -> the transpose that turns an upright picture into what a camera would have stored.
 _STORE_AS = {
@@ -57,7 +62,35 @@ def upright_scene(width: int, height: int, label: str, *, alpha: bool = False) -
     return image
 
 
-def _jpeg(image: Image.Image, orientation: int, *, cmyk: bool = False) -> bytes:
+def _display_p3(image: Image.Image) -> Image.Image:
+    """The picture's colours as a phone stores them in Display P3 (lcms, relative colorimetric)."""
+    converted = ImageCms.profileToProfile(
+        image,
+        ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
+        ImageCms.ImageCmsProfile(io.BytesIO(builtin_profile("p3"))),
+        renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+        outputMode="RGB",
+    )
+    assert converted is not None
+    return converted
+
+
+def _display_p3_sample() -> list[Sample]:
+    if not has_builtin_profile("p3"):  # a libvips build without its Display P3 profile
+        return []
+    picture = _display_p3(upright_scene(1200, 1600, "Display P3"))
+    return [
+        Sample(
+            "display p3 phone.jpg",
+            _jpeg(picture, 6, icc_profile=builtin_profile("p3")),
+            "Display P3 profile (as phones write): thumbnails converted to sRGB",
+        )
+    ]
+
+
+def _jpeg(
+    image: Image.Image, orientation: int, *, cmyk: bool = False, icc_profile: bytes | None = None
+) -> bytes:
     transpose = _STORE_AS[orientation]
     stored = image.transpose(transpose) if transpose is not None else image
     if cmyk:
@@ -66,7 +99,7 @@ def _jpeg(image: Image.Image, orientation: int, *, cmyk: bool = False) -> bytes:
     exif[0x0112] = orientation
     exif[0x010F] = "thumbx demo camera"  # Make: metadata that must not survive into thumbnails
     out = io.BytesIO()
-    stored.save(out, "JPEG", quality=90, exif=exif.tobytes())
+    stored.save(out, "JPEG", quality=90, exif=exif.tobytes(), icc_profile=icc_profile)
     return out.getvalue()
 
 
@@ -93,6 +126,12 @@ def demo_samples() -> list[Sample]:
         ),
         Sample(
             "upside down.jpg", _jpeg(upright_scene(1500, 1000, "orientation 3"), 3), "stored upside down (3)"
+        ),
+        *_display_p3_sample(),
+        Sample(
+            "phone photo.heic",
+            files("worker").joinpath("sample_data/phone.heic").read_bytes(),
+            "HEIC as an iPhone stores a portrait: irot 270 plus EXIF 6 (applied once)",
         ),
         Sample("logo.png", png.getvalue(), "PNG with transparency"),
         Sample("not-an-image.jpg", b"%PDF-1.4 this is not a JPEG\n", "a PDF named .jpg: refused, not lost"),

@@ -54,6 +54,14 @@ def test_demo_with_builtin_samples(tmp_path: Path) -> None:
             if name != "logo.png":
                 assert _is_upright(thumb), f"{thumb} is not upright"
     assert (tmp_path / "index.html").read_text().count("<img") == len(summary) + 3 * len(rendered)
+    # the HEIC sample (irot 270 + EXIF 6, as an iPhone writes it) rendered upright above; browsers other
+    # than Safari cannot show HEIC, so index.html shows the sRGB PNG preview every source gets
+    assert summary["phone photo.heic"]["outcome"] == "succeeded"
+    with Image.open(tmp_path / "thumbnails" / "phone photo.heic" / "lg.jpg") as image:
+        assert image.size == (768, 1024)
+    preview = tmp_path / "previews" / "sources__phone photo.heic.png"
+    assert "previews/sources__phone" in (tmp_path / "index.html").read_text()
+    assert _is_upright(preview)
     with Image.open(tmp_path / "contact-sheet.png") as sheet:
         assert sheet.height > 256 * len(summary)
     table = proc.stdout

@@ -34,9 +34,11 @@ from tests.reliability import (
 )
 from tests.support import REPO, running_worker, wait_until, worker_settings
 from worker.emulator import MotoEmulator, moto_client_factory
+from worker.errors import ServiceUnavailable
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
 from worker.presets import Preset
 from worker.provision import Deployment, Names, admin_client
+from worker.storage import S3Store, StoredObject
 
 MAX_RECEIVES = 2
 
@@ -78,7 +80,7 @@ async def test_worker_dead_letters_the_last_receive_with_its_reason(deployment: 
     upload(deployment, good, image(2000))
     upload(deployment, buggy, image(2001))
     upload(deployment, corrupt, b"\xff\xd8 not really a jpeg")
-    # an event for an object that is not there (deleted, or never readable): "missing or denied" each time
+    # an event for an object that is not there (deleted, or never readable): permanent "missing or denied"
     sqs.send_message(QueueUrl=deployment.queue_url, MessageBody=s3_event(deployment, missing, "0" * 32))
     settings = worker_settings(deployment, THUMBX_RETRY_BASE_SECONDS="1")
     async with running_worker(deployment, settings=settings, renderer=BrokenFor(2001)) as worker:
@@ -90,16 +92,16 @@ async def test_worker_dead_letters_the_last_receive_with_its_reason(deployment: 
         buggy: "unexpected",
         corrupt: "corrupt_image",
     }
-    assert "missing or not readable" in dead[missing]["thumbx-detail"]
+    assert "missing or denied" in dead[missing]["thumbx-detail"]
     assert "renderer bug" in dead[buggy]["thumbx-detail"]
     # permanent: dead-lettered on the first receive; transient: on the last one, not a receive later
     assert {key: attrs["thumbx-receive-count"] for key, attrs in dead.items()} == {
-        missing: str(MAX_RECEIVES),
+        missing: "1",
         buggy: str(MAX_RECEIVES),
         corrupt: "1",
     }
     receives = {key: max(m.receive_count for m in worker.messages if key in _keys(m.body)) for key in dead}
-    assert receives == {missing: MAX_RECEIVES, buggy: MAX_RECEIVES, corrupt: 1}
+    assert receives == {missing: 1, buggy: MAX_RECEIVES, corrupt: 1}
     assert worker.metrics.count("thumbx_messages_dead_lettered_total", reason="object_missing") == 1
     account(deployment, uploads=[good], expected_dead=3, sent=4)
 
@@ -143,12 +145,17 @@ def function_env(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 
 def test_lambda_shim_dead_letters_the_last_receive_with_its_reason(
-    deployment: Deployment, function_env: None
+    deployment: Deployment, function_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fresh_queue(deployment)
     sqs = admin_client(deployment, "sqs")
-    missing = "input/edges/lambda-missing.jpg"
-    sqs.send_message(QueueUrl=deployment.queue_url, MessageBody=s3_event(deployment, missing, "1" * 32))
+    throttled = "input/edges/lambda-throttled.jpg"
+    upload(deployment, throttled, image(2002))
+
+    async def get_503(self: S3Store, bucket: str, key: str, **options: Any) -> StoredObject:
+        raise ServiceUnavailable(f"GetObject s3://{bucket}/{key}: service error 503 (SlowDown)")
+
+    monkeypatch.setattr(S3Store, "get", get_503)  # S3 answering 503 for this object on every attempt
 
     first = _sqs_event_from_receive(deployment)
     [record] = first["Records"]
@@ -170,8 +177,8 @@ def test_lambda_shim_dead_letters_the_last_receive_with_its_reason(
         QueueUrl=deployment.queue_url, ReceiptHandle=again["receiptHandle"]
     )  # the mapping's ack
     [dead] = dead_letters(deployment)
-    assert dead.reason == "object_missing"
-    assert dead.attributes["thumbx-key"] == missing
+    assert dead.reason == "service_unavailable"
+    assert dead.attributes["thumbx-key"] == throttled
     assert dead.attributes["thumbx-source-message-id"] == record["messageId"]
     assert dead.attributes["thumbx-receive-count"] == str(MAX_RECEIVES)
     assert queue_counts(deployment) == (0, 0)

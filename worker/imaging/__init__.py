@@ -3,7 +3,8 @@
 This package is the only place that imports pyvips. It does no I/O of its own: the pipeline runs
 :func:`render` in a thread pool and does the S3 reads and writes around it.
 
-What it guarantees for every rendition: upright (EXIF orientation applied, tag gone), sRGB, metadata
+What it guarantees for every rendition: upright (EXIF orientation applied, tag gone), sRGB (embedded
+profiles converted, relative colorimetric with black-point compensation: see ``colour``), metadata
 stripped unless a preset keeps the ICC profile or copyright, fits the preset's box, never upscaled unless
 asked, never 0 px, byte-identical on re-run. What it refuses, with a typed
 :class:`~worker.errors.ImageError`, before decoding pixels: formats outside the allow-list, images over
@@ -12,6 +13,7 @@ still running at the time limit.
 """
 
 from worker.imaging.build import build_info
+from worker.imaging.colour import builtin_profile, has_builtin_profile
 from worker.imaging.core import LOADER_FORMATS, Header, Rendition, probe, render
 from worker.limits import DEFAULT_LIMITS, Limits
 
@@ -22,6 +24,8 @@ __all__ = [
     "Limits",
     "Rendition",
     "build_info",
+    "builtin_profile",
+    "has_builtin_profile",
     "probe",
     "render",
 ]

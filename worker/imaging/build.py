@@ -6,6 +6,8 @@ import importlib.util
 
 import pyvips
 
+from worker.imaging import heif
+
 
 def build_info() -> dict[str, object]:
     wheel = importlib.util.find_spec("_libvips") is not None  # shipped by the pyvips-binary wheel
@@ -17,4 +19,5 @@ def build_info() -> dict[str, object]:
         "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
         "binding": binding,
         "suffixes": sorted(set(pyvips.get_suffixes())),
+        "heic": heif.build_info(),
     }

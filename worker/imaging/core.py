@@ -6,10 +6,11 @@ Order of work for one upload:
    (SVG, PDF, ImageMagick, JPEG 2000, ... never reach a decoder; libvips' untrusted loaders are blocked
    process-wide as well), then reads the header only and checks bytes, width x height x frames, the
    progressive-JPEG cap and the memory estimate against :class:`~worker.limits.Limits`.
-2. One shrink-on-load decode (``thumbnail_buffer``) to the largest size any preset needs: EXIF orientation
-   applied (all eight, the mirrored ones too), the embedded ICC profile (or libvips' CMYK fallback)
-   converted to sRGB, 16-bit scaled to 8-bit. ``fail_on="error"``: truncated or corrupt data is an error,
-   not a grey block.
+2. One shrink-on-load decode to the largest size any preset needs: EXIF orientation applied (all eight,
+   the mirrored ones too), every embedded profile that is not sRGB (or libvips' CMYK fallback, or an AVIF's
+   nclx Display P3) converted to sRGB once, relative colorimetric with black-point compensation
+   (:mod:`worker.imaging.colour`), 16-bit scaled to 8-bit. ``fail_on="error"``: truncated or corrupt
+   data is an error, not a grey block.
 3. Every preset is cut from that one in-memory base (resize, cover crop), flattened where the format (or
    the preset) has no alpha, and encoded with every piece of metadata stripped unless the preset keeps the
    ICC profile or the copyright line. Encoders are deterministic, so the same input gives the same bytes.
@@ -27,8 +28,9 @@ import pyvips
 
 from worker.budget import budget_for, current_reservation
 from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.imaging import colour, heif
 from worker.imaging.guard import Deadline
-from worker.imaging.markers import jpeg_is_progressive, webp_without_metadata
+from worker.imaging.markers import heif_nclx, jpeg_is_progressive, webp_without_metadata
 from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
 from worker.presets import Preset
 
@@ -116,6 +118,8 @@ def probe(data: bytes, limits: Limits = DEFAULT_LIMITS, *, animated: bool = Fals
         raise CorruptImage(f"unreadable header: {_last_line(exc)}") from exc
     if fmt not in limits.formats:
         raise UnsupportedFormat(f"{fmt} input is not accepted (allowed: {', '.join(sorted(limits.formats))})")
+    if fmt == "heic":  # libvips in the wheel has no HEVC decoder: pi-heif's libheif decodes (imaging/heif.py)
+        loader, (width, height) = heif.LOADER, heif.dimensions(data)
     header = Header(
         loader=loader,
         format=fmt,
@@ -233,9 +237,18 @@ def _decode(
         options["n"] = -1
     # Every loader option goes to the loader itself: thumbnail_buffer's own fail_on argument is accepted
     # but not passed on, and a truncated JPEG then decodes to a grey block without any error.
-    source = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on=fail_on, **options)
+    source = (
+        heif.load(data)
+        if header.loader == heif.LOADER
+        else pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on=fail_on, **options)
+    )
     deadline.watch(source)
-    image = source.thumbnail_image(box[0], height=box[1], size="both" if upscale else "down")
+    # Colour management once, here: the presets are all cut from this sRGB base (see imaging/colour.py).
+    conversion = colour.plan(source, heif_nclx(data) if header.format in ("avif", "heic") else None)
+    prepared = source if conversion is None else colour.detach(source, conversion)
+    image = prepared.thumbnail_image(box[0], height=box[1], size="both" if upscale else "down")
+    if conversion is not None:
+        image = colour.attach(image, source, conversion)
     return _set_icc_aside(deadline.watch(_to_srgb8(image)).copy_memory())
 
 
@@ -311,7 +324,7 @@ def _fit(sources: Sequence[Any], header: Header, preset: Preset) -> Any:
 
 
 def _to_srgb8(image: Any) -> Any:
-    """sRGB (or greyscale) 8-bit; thumbnail has already converted via the ICC profile when there is one."""
+    """sRGB (or greyscale) 8-bit; colour.to_srgb has already converted any profile that is not sRGB."""
     grey = image.interpretation in ("b-w", "grey16")
     if image.interpretation not in ("srgb", "b-w"):
         image = image.colourspace("b-w" if grey else "srgb")

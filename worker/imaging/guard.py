@@ -56,9 +56,15 @@ class Deadline:
             raise RenderTimeout(f"{what}: over the {self.seconds:g} s time limit")
 
     def watch(self, image: Any) -> Any:
-        """Register ``image`` to be killed at the deadline; return it."""
+        """Register ``image`` to be killed at the deadline (at once if it has passed); return it.
+
+        An image made after the deadline (the output of a decoder that libvips cannot stop, such as
+        libheif's in imaging/heif.py) is killed on registration, so its first libvips step fails.
+        """
         with self._lock:
             self._images.append(image)
+        if self.expired:
+            self._kill(image)
         return image
 
     def _kill_all(self) -> None:
