@@ -254,3 +254,18 @@ async def test_events_without_version_or_sequencer_render_the_current_object(dep
     assert width_of(deployment, LG) == 300
     source = json.loads(get(deployment, MANIFEST)[0])["source"]
     assert (source["version_id"], source["sequencer"]) == (v2, None), "the version read is recorded"
+
+
+async def test_an_event_naming_a_version_without_an_etag_heads_and_renders_that_version(
+    deployment: Deployment,
+) -> None:
+    (etag1, v1), _newer = two_versions(deployment)
+    doc = json.loads(versioned_event(deployment, KEY, etag1, v1, OLDER))
+    del doc["Records"][0]["s3"]["object"]["eTag"]  # as from some EventBridge paths
+    async with running_worker(deployment) as worker:
+        send(deployment, json.dumps(doc))
+        await settle(worker, deployment, 1)
+    assert worker.outcomes[0].reason == "rendered"
+    assert width_of(deployment, LG) == 700, "HeadObject(VersionId) and GetObject(VersionId) of v1"
+    source = json.loads(get(deployment, MANIFEST)[0])["source"]
+    assert (source["etag"], source["version_id"]) == (etag1, v1)

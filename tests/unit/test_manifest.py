@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.support import jpeg_bytes
 from tests.unit.test_pipeline_idempotency import FakeStore
@@ -81,9 +82,12 @@ async def test_an_older_sequencer_is_stale_before_any_download() -> None:
     store, etag = source_store()
     await pipeline(store).process(ObjectRef("b", KEY, etag=etag, sequencer="0B"))
     store.calls.clear()
-    stale = await pipeline(store).process(ObjectRef("b", KEY, etag="older-etag", sequencer="0A"))
+    with capture_logs() as logs:
+        stale = await pipeline(store).process(ObjectRef("b", KEY, etag="older-etag", sequencer="0A"))
     assert (stale.status, stale.reason) == ("ignored", "stale_event")
     assert store.calls == [("head", MANIFEST)], "one HEAD, no download, no write"
+    [logged] = [e for e in logs if e["event"] == "stale_event"]
+    assert (logged["sequencer"], logged["rendered_sequencer"]) == ("0A", "0B")
 
 
 async def test_a_newer_event_for_the_same_bytes_renders_so_the_newer_sequencer_is_recorded() -> None:
