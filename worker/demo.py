@@ -26,6 +26,7 @@ from worker.config import load_settings
 from worker.consumer import OutcomeObserver
 from worker.contact_sheet import SheetRow, write_contact_sheet
 from worker.emulator import MotoEmulator, moto_client_factory
+from worker.keys import MANIFEST_NAME
 from worker.pipeline import Outcome
 from worker.provision import Deployment, Names, admin_client, provision
 from worker.queue import Message
@@ -198,7 +199,8 @@ def _sheet_rows(items: Any, out_dir: Path) -> list[SheetRow]:
     rows = []
     for t in items:
         caption = t.sample.name if t.outcome is None else f"{t.sample.name} [{t.outcome.reason}]"
-        rows.append(SheetRow(out_dir / "sources" / t.sample.name, list(t.downloads), caption))
+        images = [d for d in t.downloads if d.name != MANIFEST_NAME]  # the manifest is downloaded, not shown
+        rows.append(SheetRow(out_dir / "sources" / t.sample.name, images, caption))
     return rows
 
 

@@ -146,6 +146,7 @@ async def open_runtime(
                     layout=settings.layout,
                     presets=settings.presets,
                     limits=settings.limits,
+                    manifest=settings.manifest,
                 ),
                 executor=executor,
                 **({"renderer": renderer} if renderer is not None else {}),
