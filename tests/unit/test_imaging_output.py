@@ -6,6 +6,7 @@
   ``thumbnail_image`` to the box, relative colorimetric + BPC from an embedded profile after the resize,
   the cascade 1024 -> 512 -> 128, JPEG q=80 with optimised Huffman tables). A different kernel, shrink
   choice, intent, quality or chroma subsampling shows up as a mean absolute difference or an SSIM drop.
+* ``huffman=standard`` changes the entropy coding only: the same pixels as the default, more bytes.
 * Metadata: a preset that keeps nothing writes none, in every output format (the core relies on the
   encoder's ``keep=0`` for that instead of removing items one by one).
 """
@@ -194,3 +195,26 @@ def test_a_preset_that_keeps_nothing_writes_no_metadata(fmt: str) -> None:
     assert kept == []
     for marker in (b"Exif", b"ns.adobe.com/xap", b"adobe:ns:meta", b"Example Photographer", b"a comment"):
         assert marker not in rendition.data, marker
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_standard_huffman_tables_give_the_same_pixels_in_more_bytes(seed: int) -> None:
+    data = generated_photo(seed, 6)
+    optimal = render(data, parse_presets("a:512:jpeg"), LIMITS)[0].data
+    standard = render(data, parse_presets("a:512:jpeg:huffman=standard"), LIMITS)[0].data
+    x, y = (pyvips.Image.new_from_buffer(b, "") for b in (optimal, standard))
+    assert (x.width, x.height) == (y.width, y.height) == (512, 341)
+    assert mean_abs_diff(x, y) == 0.0
+    assert len(standard) > len(optimal)  # ~2% on camera photos (make bench-peers corpus), more on smooth ones
+    assert _huffman_tables(standard) != _huffman_tables(optimal)
+
+
+def _huffman_tables(jpeg: bytes) -> list[bytes]:
+    """The DHT segments of a JPEG (the entropy-coding tables), in file order."""
+    tables, i = [], 2
+    while i + 4 <= len(jpeg) and jpeg[i] == 0xFF and jpeg[i + 1] != 0xDA:
+        length = int.from_bytes(jpeg[i + 2 : i + 4], "big")
+        if jpeg[i + 1] == 0xC4:
+            tables.append(jpeg[i + 4 : i + 2 + length])
+        i += 2 + length
+    return tables

@@ -378,7 +378,8 @@ def _save(image: Any, preset: Preset) -> bytes:
     else:
         options["strip"] = not (exif or icc)
     if preset.format == "jpeg":
-        out = image.jpegsave_buffer(Q=preset.quality, optimize_coding=True, **options)
+        optimize = preset.huffman == "optimal"  # "standard": the same pixels, ~2% more bytes, less CPU
+        out = image.jpegsave_buffer(Q=preset.quality, optimize_coding=optimize, **options)
     elif preset.format == "webp":
         out = image.webpsave_buffer(Q=preset.quality, **options)
         if not _KEEP_FLAGS and not exif:
