@@ -17,6 +17,8 @@ Contenders:
   the draft cascade with lanczos, the ICC profile converted to sRGB once.
 * libvips decode only (not a contender): the JPEG decode at the DCT scale the 1024 size needs, the floor
   any libvips-based pipeline pays.
+* the core with ``huffman=standard`` presets (not a contender: every peer here writes optimised Huffman
+  tables): what the one encoder option that saves CPU without touching pixels is worth.
 
 Peers that cannot be installed are listed as skipped with the reason. None of them is a runtime
 dependency of thumbx. Without ../shared/corpus the bench renders generated photos instead (and says so).
@@ -143,6 +145,12 @@ def contenders(only: set[str] | None) -> list[Contender]:
         Contender("sharp-three", "sharp, three pipelines from the input (its documented usage)"),
         Contender("pillow-simd", "Pillow-SIMD draft cascade, lanczos"),
         Contender("pillow", "stock Pillow draft cascade, lanczos", [sys.executable, *pillow]),
+        Contender(
+            "core-standard-huffman",
+            "(thumbx core with huffman=standard presets: same pixels, +2.3% bytes)",
+            [*core, "core-standard-huffman"],
+            False,
+        ),
         Contender(
             "decode-floor", "(libvips JPEG decode at the DCT scale only)", [*core, "decode-floor"], False
         ),
@@ -328,7 +336,8 @@ def child(mode: str) -> None:
     from worker.imaging import Limits, render
     from worker.presets import parse_presets
 
-    presets = parse_presets(",".join(f"s{s}:{s}:jpeg:q={QUALITY}" for s in SIZES))
+    huffman = ":huffman=standard" if mode == "core-standard-huffman" else ""
+    presets = parse_presets(",".join(f"s{s}:{s}:jpeg:q={QUALITY}{huffman}" for s in SIZES))
     limits = Limits(max_pixels=200_000_000, max_progressive_pixels=200_000_000, memory_budget_bytes=2**34)
 
     def core(data: bytes) -> list[tuple[int, int]]:
@@ -341,7 +350,7 @@ def child(mode: str) -> None:
         image = pyvips.Image.jpegload_buffer(data, shrink=shrink, fail_on="none").copy_memory()
         return [(image.width, image.height)]
 
-    fn = core if mode == "core" else decode_floor
+    fn = decode_floor if mode == "decode-floor" else core
     files = [Path(p).read_bytes() for p in sys.stdin.read().split("\n") if p]
     first = fn(files[0])  # warm-up: imports, libvips start, codec init
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -378,7 +387,9 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=None, help="only the first N photos")
     parser.add_argument("--only", default=None, help="comma-separated contender keys")
     parser.add_argument("--json", type=Path, default=None, help=f"also write here (always {RESULTS.name})")
-    parser.add_argument("--child", choices=("core", "decode-floor"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=("core", "core-standard-huffman", "decode-floor"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child)

@@ -7,8 +7,13 @@
   thumbnail is written; vs the imaging core's own rate (``render`` in a pool of the same size, no I/O) on
   the same photos in the same run. The emulator's CPU is read from /proc to say what bounds the run.
 * latency: single uploads into an idle, long-polling worker: upload returned -> outcome recorded, p50/p95.
+* efficiency (issue 14): the worker process's own CPU per image (this process: event loop, botocore,
+  render threads; the emulator runs in another process and is excluded) against the imaging core's CPU
+  per image on the same photos (``render`` in a pool of the same size, no I/O), with 1 and 2 render
+  threads and one libvips thread per render (so render threads = cores); images/s and the 2-thread
+  scaling of each. Targets: worker CPU <= 1.15x the core's, scaling >= 1.8x.
 
-Usage: python -m bench.bench_pipeline [--quick] [--json PATH]
+Usage: python -m bench.bench_pipeline [--quick] [--json PATH] [--parts overhead,e2e,latency,efficiency]
 The worker is wired like ``worker.service.open_runtime`` (assumed-role session, one S3 and one SQS client
 with ``service.client_config``), with the renderer swappable.
 """
@@ -21,6 +26,7 @@ import contextlib
 import functools
 import io
 import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -406,6 +412,73 @@ async def _e2e_once(
     }
 
 
+def core_run(
+    photos: Sequence[tuple[str, bytes]], presets: Sequence[Preset], threads: int
+) -> dict[str, float]:
+    """The imaging core alone in a pool of ``threads``: images/s and this process's CPU ms per image."""
+    with ThreadPoolExecutor(threads) as pool:
+        wall, cpu = time.perf_counter(), time.process_time()
+        list(pool.map(lambda p: _render_or_none(p[1], presets), photos))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"images_per_s": len(photos) / wall, "cpu_ms_per_image": 1000 * cpu / len(photos)}
+
+
+async def bench_efficiency(
+    env: Env, photos: Sequence[tuple[str, bytes]], repeats: int, threads: Sequence[int] = (1, 2)
+) -> dict[str, Any]:
+    """Worker process CPU per image vs the core's, and images/s at 1 and 2 render threads (interleaved)."""
+    import pyvips
+
+    s = env.settings
+    previous = pyvips.concurrency_get()
+    pyvips.concurrency_set(1)  # one libvips thread per render: a render thread is one core
+    variants = [(kind, t) for t in threads for kind in ("core", "worker")]
+    runs: dict[tuple[str, int], list[dict[str, float]]] = {v: [] for v in variants}
+    try:
+        for rep in range(repeats):
+            for kind, t in variants[rep % len(variants) :] + variants[: rep % len(variants)]:
+                if kind == "core":
+                    runs[(kind, t)].append(await asyncio.to_thread(core_run, photos, s.presets, t))
+                    continue
+                with ThreadPoolExecutor(t, thread_name_prefix="render") as pool:
+                    got = await _e2e_once(env, photos, f"input/eff/{rep}-{t}", s.concurrency, pool)
+                runs[(kind, t)].append(
+                    {
+                        "images_per_s": got["images_per_s"],
+                        "cpu_ms_per_image": 1000 * got["worker_cpu_s"] / len(photos),
+                        "emulator_cpu_ms_per_image": 1000 * got["emulator_cpu_s"] / len(photos),
+                    }
+                )
+    finally:
+        pyvips.concurrency_set(previous)
+    by_threads: dict[str, Any] = {}
+    for t in threads:
+        core, worker = runs[("core", t)], runs[("worker", t)]
+        paired = [w["cpu_ms_per_image"] / c["cpu_ms_per_image"] for w, c in zip(worker, core, strict=True)]
+        by_threads[str(t)] = {
+            "core_images_per_s": round(median([r["images_per_s"] for r in core]), 2),
+            "core_cpu_ms_per_image": round(median([r["cpu_ms_per_image"] for r in core]), 1),
+            "worker_images_per_s": round(median([r["images_per_s"] for r in worker]), 2),
+            "worker_cpu_ms_per_image": round(median([r["cpu_ms_per_image"] for r in worker]), 1),
+            "emulator_cpu_ms_per_image": round(median([r["emulator_cpu_ms_per_image"] for r in worker]), 1),
+            "worker_vs_core_cpu": round(median(paired), 3),
+            "runs_worker_vs_core_cpu": [round(x, 3) for x in paired],
+        }
+    one, two = by_threads[str(threads[0])], by_threads[str(threads[-1])]
+    return {
+        "photos": len(photos),
+        "repeats": repeats,
+        "concurrency": s.concurrency,
+        "vips_concurrency": 1,
+        "by_render_threads": by_threads,
+        "core_scaling": round(two["core_images_per_s"] / one["core_images_per_s"], 2),
+        "worker_scaling": round(two["worker_images_per_s"] / one["worker_images_per_s"], 2),
+        "targets": {"worker_vs_core_cpu_max": 1.15, "scaling_min": 1.8},
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 async def bench_latency(env: Env, photos: Sequence[tuple[str, bytes]], uploads: int) -> dict[str, Any]:
     s = env.settings
     arrived: dict[str, float] = {}
@@ -472,6 +545,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             )
         if "e2e" in args.parts:
             results["end_to_end"] = await bench_end_to_end(env, photos, 2 if quick else 3, concurrencies)
+        if "efficiency" in args.parts:
+            results["efficiency"] = await bench_efficiency(env, photos, 2 if quick else 3)
         if "latency" in args.parts:
             results["latency"] = await bench_latency(env, photos, 6 if quick else 20)
     return results
@@ -483,6 +558,8 @@ def render_tables(results: dict[str, Any]) -> str:
         out.append(_overhead_table(results["pipeline_overhead"]))
     if "end_to_end" in results:
         out.append(_e2e_table(results["end_to_end"]))
+    if "efficiency" in results:
+        out.append(_efficiency_table(results["efficiency"]))
     if "latency" in results:
         out.append(_latency_table(results["latency"]))
     return "\n\n".join(out)
@@ -539,6 +616,37 @@ def _e2e_table(e: dict[str, Any]) -> str:
     )
 
 
+def _efficiency_table(e: dict[str, Any]) -> str:
+    rows = [
+        [
+            t,
+            v["core_images_per_s"],
+            v["worker_images_per_s"],
+            v["core_cpu_ms_per_image"],
+            v["worker_cpu_ms_per_image"],
+            v["worker_vs_core_cpu"],
+            v["emulator_cpu_ms_per_image"],
+        ]
+        for t, v in e["by_render_threads"].items()
+    ]
+    worst = max(v["worker_vs_core_cpu"] for v in e["by_render_threads"].values())
+    tg = e["targets"]
+    return "\n".join(
+        [
+            table(
+                f"Worker efficiency ({e['photos']} photos x {e['repeats']} interleaved, concurrency"
+                f" {e['concurrency']}, one libvips thread per render; emulator in its own process)",
+                ["render threads", "core img/s", "worker img/s", "core CPU ms/img", "worker CPU ms/img",
+                 "worker/core CPU", "emulator CPU ms/img"],
+                rows,
+            ),
+            f"  worker/core CPU per image: worst {worst:.2f}x (target <= {tg['worker_vs_core_cpu_max']});"
+            f" 2-thread scaling: core {e['core_scaling']}x, worker {e['worker_scaling']}x"
+            f" (target >= {tg['scaling_min']}; {e['cpus']} CPUs, load {e['load_average'][0]})",
+        ]
+    )  # fmt: skip
+
+
 def _latency_table(lat: dict[str, Any]) -> str:
     return table(
         f"Latency: upload -> last thumbnail, idle worker ({lat['uploads']} single uploads)",
@@ -564,7 +672,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, help="THUMBX_CONCURRENCY for the worker")
     parser.add_argument("--render-threads", type=int, help="THUMBX_RENDER_THREADS for the worker")
     parser.add_argument(
-        "--parts", default="overhead,e2e,latency", type=lambda v: set(v.split(",")), help="what to run"
+        "--parts",
+        default="overhead,e2e,efficiency,latency",
+        type=lambda v: set(v.split(",")),
+        help="what to run",
     )
     args = parser.parse_args()
     quiet_json_logging()

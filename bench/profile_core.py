@@ -8,12 +8,15 @@ interleaved photo by photo, median over rounds, reported as CPU ms per photo:
 
 * ``core``: ``worker.imaging.render`` as shipped.
 * ``core, no deadline``: the same internals with a no-op deadline (no timer thread, no kill list).
+* ``core, huffman=standard presets``: the shipped core with the standard JPEG Huffman tables.
 * stages: ``probe`` alone; the base decode alone (``_decode_base``); decode at the DCT scale alone.
 * ``lean``: a prototype of a leaner render from the same primitives: ``jpegload(shrink)`` + ``resize``
   (lanczos3) to the box in stored orientation, then ``autorot`` and the ICC transform on the small image,
   the cascade with ``resize``, encode with the ICC profile already gone (no per-field metadata loop).
   Its outputs are compared with the core's (mean absolute difference, 0-255, per channel).
-* encoder: ``jpegsave_buffer`` with and without ``optimize_coding`` on the 1024 base.
+* encoder: ``jpegsave_buffer`` with and without ``optimize_coding``, and with mozjpeg's trellis
+  quantisation or optimised progressive scans, on the 1024 base (CPU and bytes); the 1024 -> 512 step with
+  ``resize``, ``reduce`` and ``thumbnail_image`` (the core's).
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ class NoDeadline:
 
 def v_core(data: bytes) -> list[bytes]:
     return [r.data for r in render(data, PRESETS, LIMITS)]
+
+
+STANDARD_HUFFMAN = parse_presets(",".join(f"s{s}:{s}:jpeg:q=80:huffman=standard" for s in SIZES))
+
+
+def v_core_standard_huffman(data: bytes) -> list[bytes]:
+    return [r.data for r in render(data, STANDARD_HUFFMAN, LIMITS)]
 
 
 def v_no_deadline(data: bytes) -> list[bytes]:
@@ -127,6 +137,7 @@ def mad(a: bytes, b: bytes) -> float:
 VARIANTS: dict[str, Callable[[bytes], list[bytes]]] = {
     "core": v_core,
     "core, no deadline": v_no_deadline,
+    "core, huffman=standard presets": v_core_standard_huffman,
     "lean prototype": v_lean,
     "lean, plain Huffman tables": lambda d: v_lean(d, optimize=False),
     "probe only": v_probe,
@@ -151,18 +162,33 @@ def icc_cost(photos: list[bytes]) -> dict[str, float]:
 def encoders(photos: list[bytes]) -> dict[str, float]:
     bases = [v_lean_base(d) for d in photos]
     out: dict[str, float] = {}
+    sizes: dict[str, int] = {}
     for label, opts in (
-        ("jpegsave 1024, optimize_coding", {"optimize_coding": True}),
-        ("jpegsave 1024, plain", {}),
-    ):
+        ("jpegsave 1024, optimize_coding (shipped)", {"optimize_coding": True}),
+        ("jpegsave 1024, plain Huffman tables", {}),
+        ("jpegsave 1024, optimize_coding + trellis_quant (mozjpeg)", {"optimize_coding": True,
+                                                                      "trellis_quant": True}),
+        ("jpegsave 1024, optimize_coding + optimize_scans (progressive)", {"optimize_coding": True,
+                                                                          "interlace": True,
+                                                                          "optimize_scans": True}),
+    ):  # fmt: skip
         start = time.process_time()
+        total = 0
         for b in bases:
-            b.jpegsave_buffer(Q=80, keep=0, **opts)
+            total += len(b.jpegsave_buffer(Q=80, keep=0, **opts))
         out[label] = 1000 * (time.process_time() - start) / len(bases)
+        sizes[label] = total
+    shipped = sizes["jpegsave 1024, optimize_coding (shipped)"]
+    for label, total in sizes.items():
+        out[f"  bytes x shipped: {label.removeprefix('jpegsave 1024, ')}"] = total / shipped
     resize_t = time.process_time()
     for b in bases:
         b.resize(0.5).copy_memory()
     out["resize 1024 -> 512 (resize)"] = 1000 * (time.process_time() - resize_t) / len(bases)
+    reduce_t = time.process_time()
+    for b in bases:
+        b.reduce(2, 2).copy_memory()
+    out["resize 1024 -> 512 (reduce 2x2, lanczos3)"] = 1000 * (time.process_time() - reduce_t) / len(bases)
     thumb_t = time.process_time()
     for b in bases:
         b.thumbnail_image(b.width // 2, height=b.height // 2, size="force").copy_memory()
@@ -199,11 +225,11 @@ def main() -> None:
     diffs = [max(mad(a, b) for a, b in zip(v_core(d), v_lean(d), strict=True)) for d in photos]
     print(f"lean vs core outputs, mean abs difference per photo (worst size): median {median(diffs):.2f},"
           f" max {max(diffs):.2f}")  # fmt: skip
-    sizes = [sum(map(len, v_lean(d, optimize=False))) / sum(map(len, v_lean(d))) for d in photos]
-    print(f"plain Huffman tables: output bytes x{median(sizes):.3f} (median per photo)")
+    sizes = [sum(map(len, v_core_standard_huffman(d))) / sum(map(len, v_core(d))) for d in photos]
+    print(f"huffman=standard: output bytes x{median(sizes):.3f} (median per photo), x{max(sizes):.3f} max")
     enc = encoders(photos)
     print(table("encoder / resize on the 1024 base, CPU ms per photo", ["step", "ms"],
-                [[k, round(v, 2)] for k, v in enc.items()]))  # fmt: skip
+                [[k, round(v, 3)] for k, v in enc.items()]))  # fmt: skip
     print(table("ICC photos only, CPU ms per photo", ["what", "ms"],
                 [[k, round(v, 1)] for k, v in icc_cost(photos).items()]))  # fmt: skip
     if args.cprofile:

@@ -2,7 +2,7 @@
 
 Parts: imaging (issue 3's bench/bench_imaging.py, when present), peers (bench_peers: the core against
 sharp, Pillow-SIMD and stock Pillow on the same job, CPU per image; also `make bench-peers`), Lambda cold
-start (issue 5's bench/bench_lambda.py, when present), pipeline overhead / end to end / latency
+start (issue 5's bench/bench_lambda.py, when present), pipeline overhead / end to end / efficiency / latency
 (bench_pipeline), memory soak, peak and max-size downloads against
 moto (bench_memory). Each part prints its own table; a summary against
 the targets closes.
@@ -128,6 +128,12 @@ def summary(results: dict[str, Any]) -> str:
                 add("  before tuning (c=4): rate / overhead CPU ms", f"{ratio}x / {extra}", "", None)
         if e2e:
             add("end to end vs imaging core", e2e["ratio"], ">= 0.8x", e2e["ratio"] >= 0.8)
+        eff = pipe["results"].get("efficiency", {})
+        if eff:
+            worst = max(v["worker_vs_core_cpu"] for v in eff["by_render_threads"].values())
+            add("worker process CPU/image vs core's", worst, "<= 1.15x", worst <= 1.15)
+            add("2 vs 1 render threads: worker images/s", eff["worker_scaling"], ">= 1.8x",
+                eff["worker_scaling"] >= 1.8)  # fmt: skip
         if lat:
             add("latency p50 / p95 ms", f"{lat['p50_ms']} / {lat['p95_ms']}", "", None)
     else:

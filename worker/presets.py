@@ -16,6 +16,9 @@ A preset spec is ``name:size:format[:key=value...]``, several separated by comma
                              first frame)
 ``keep=none|icc|copyright|icc+copyright``  metadata to keep; everything else (EXIF, GPS, XMP, IPTC) is
                              always stripped (default ``none``)
+``huffman=optimal|standard``  JPEG only: entropy-code with tables optimised for the image (default) or
+                             with the standard tables: the same pixels, ~2% more bytes, ~5 ms less CPU per
+                             1024 + 512 + 128 photo (``python -m bench.profile_core``)
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ FITS = ("inside", "cover")
 CROPS = ("attention", "entropy", "centre")
 ALPHAS = ("keep", "flatten")
 KEEPABLE = ("icc", "copyright")
+HUFFMAN = ("optimal", "standard")
 ANIMATED_FORMATS = ("webp",)
 WHITE = (255, 255, 255)
 DEFAULT_PRESETS = "sm:128:webp:q=80,md:512:jpeg:q=80,lg:1024:jpeg:q=80"
@@ -62,6 +66,7 @@ class Preset:
     background: tuple[int, int, int] = WHITE
     animated: bool = False
     keep: tuple[str, ...] = ()
+    huffman: str = "optimal"
 
     @property
     def extension(self) -> str:
@@ -128,6 +133,7 @@ def _parse_one(raw: str, variable: str) -> Preset:
         background=_get(values, "bg", WHITE, tuple),
         animated=_get(values, "anim", False, bool),
         keep=_get(values, "keep", (), tuple),
+        huffman=_get(values, "huffman", "optimal", str),
     )
     if preset.animated and preset.format not in ANIMATED_FORMATS:
         raise ConfigError(f"{variable}: preset {name!r}: anim=1 needs one of {', '.join(ANIMATED_FORMATS)}")
@@ -135,6 +141,8 @@ def _parse_one(raw: str, variable: str) -> Preset:
         raise ConfigError(f"{variable}: preset {name!r}: anim=1 supports fit=inside only")
     if "crop" in values and preset.fit != "cover":
         raise ConfigError(f"{variable}: preset {name!r}: crop= only applies with fit=cover")
+    if "huffman" in values and preset.format != "jpeg":
+        raise ConfigError(f"{variable}: preset {name!r}: huffman= only applies to jpeg")
     return preset
 
 
@@ -142,7 +150,7 @@ def _option(key: str, value: str) -> object | None:
     """The parsed value of one ``key=value`` option, or None when the key or value is invalid."""
     if key == "q":
         return int(value) if value.isdigit() and 1 <= int(value) <= 100 else None
-    choices = {"fit": FITS, "crop": CROPS, "alpha": ALPHAS}
+    choices = {"fit": FITS, "crop": CROPS, "alpha": ALPHAS, "huffman": HUFFMAN}
     if key in choices:
         return value if value in choices[key] else None
     if key in ("up", "anim"):

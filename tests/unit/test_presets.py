@@ -66,6 +66,8 @@ def test_animation_is_an_option_of_webp_output() -> None:
         ("a:100:jpeg:bg=white", "'bg=white'"),
         ("a:100:jpeg:keep=exif", "'keep=exif'"),
         ("a:100:jpeg:anim=1", "anim=1 needs one of webp"),
+        ("a:100:jpeg:huffman=fast", "'huffman=fast'"),
+        ("a:100:webp:huffman=standard", "huffman= only applies to jpeg"),
         ("a:100:webp:anim=1:fit=cover", "fit=inside only"),
         ("a:0:jpeg", "1..8192"),
         ("a:100:jpeg,a:200:webp", "used twice"),
