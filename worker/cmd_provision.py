@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"thumbx provision: {exc}")
         return 1
     if args.env_file is not None:
-        args.env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(deployment.worker_env().items())))
+        args.env_file.write_text(deployment.env_file_text())
     print(json.dumps(summary(deployment), indent=2))
     return 0
 
