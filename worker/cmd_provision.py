@@ -71,7 +71,7 @@ def summary(deployment: Deployment) -> dict[str, Any]:
         "role_arn": deployment.role_arn,
         "external_id": deployment.external_id,
         "worker_access_key_id": deployment.worker_keys.access_key_id,
-        "upload": f"aws --endpoint-url {deployment.endpoint} s3 cp PHOTO.jpg "
+        "upload": f"aws --endpoint-url {deployment.endpoint} --region {deployment.region} s3 cp PHOTO.jpg "
         f"s3://{deployment.bucket}/{deployment.input_prefix}PHOTO.jpg",
     }
 
