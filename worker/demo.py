@@ -94,6 +94,8 @@ class _Outcomes:
                     )
                 if item.outcome is None or self.live:
                     item.outcome, item.finished_at = outcome, time.perf_counter()
+                if self.live:  # possibly uploaded again, other bytes under the same key: fetch it anew
+                    item.sample = Sample(item.sample.name, b"", item.sample.note)
                 self.processed.put_nowait(outcome)
             elif outcome.status == "transient" and self.live:
                 self.processed.put_nowait(outcome)
@@ -250,21 +252,20 @@ def _refresh(s3: Any, deployment: Deployment, tracked: dict[str, Tracked], out_d
 
 
 def _fetch(s3: Any, deployment: Deployment, item: Tracked, out_dir: Path) -> None:
-    if not item.sample.data:  # uploaded while running: the source as stored in B
+    outcome, sample = item.outcome, item.sample  # the observer may replace both meanwhile: fetch these
+    if not sample.data:  # uploaded (again) while running: the source as stored in B
         body = s3.get_object(Bucket=deployment.bucket, Key=item.key)["Body"].read()
-        item.sample = Sample(item.sample.name, body, item.sample.note)
-    source = out_dir / "sources" / item.sample.name
+        sample = item.sample = Sample(sample.name, body, sample.note)
+    source = out_dir / "sources" / sample.name
     source.parent.mkdir(parents=True, exist_ok=True)
-    source.write_bytes(item.sample.data)
-    item.downloads = []
-    item.reported = item.outcome
-    if item.outcome is None:
-        return
-    for key in item.outcome.outputs:
+    source.write_bytes(sample.data)
+    downloads = []
+    for key in outcome.outputs if outcome is not None else ():
         target = out_dir / key
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(s3.get_object(Bucket=deployment.bucket, Key=key)["Body"].read())
-        item.downloads.append(target)
+        downloads.append(target)
+    item.downloads, item.reported = downloads, outcome
 
 
 def _summary(items: Sequence[Tracked]) -> list[dict[str, Any]]:

@@ -117,13 +117,23 @@ def test_keep_running_reports_uploads_refreshes_out_and_writes_the_env_file(tmp_
         failed = lines.until(lambda line: line.startswith("input/broken.png  "))
         assert failed == "input/broken.png  permanent  unsupported_format: not an image format thumbx reads"
 
+        # the same name uploaded again, other bytes: reported again, and --out shows the new upload
+        s3.put_object(Bucket="thumbx-demo-images", Key=f"input/{NEW_NAME}", Body=jpeg_bytes(300, 400))
+        again = lines.until(lambda line: line.startswith(f"input/{NEW_NAME}  "))
+        assert again.startswith(f"input/{NEW_NAME}  succeeded  sm 96x128 ")
+        assert again.endswith(
+            f"lg 300x400 {human_bytes((out / 'thumbnails' / NEW_NAME / 'lg.jpg').stat().st_size)}"
+        )
+        with Image.open(out / "sources" / NEW_NAME) as source:
+            assert source.size == (300, 400)
+
         # --out was refreshed: summary, thumbnails, the page and the sheet know the new uploads
         summary = {row["source"]: row for row in json.loads((out / "summary.json").read_text())}
         assert summary[NEW_NAME]["outcome"] == "succeeded"
         assert summary["broken.png"]["reason"] == "unsupported_format"
         assert (out / "sources" / NEW_NAME).read_bytes()[:2] == b"\xff\xd8"
         with Image.open(out / "thumbnails" / NEW_NAME / "md.jpg") as image:
-            assert image.size == (512, 384)
+            assert image.size == (300, 400), "never upscaled: md of a 300x400 upload"
         page = (out / "index.html").read_text(encoding="utf-8")
         assert f"src='thumbnails/{quote(NEW_NAME)}/md.jpg'" in page
         assert "not an image format thumbx reads" in page
