@@ -89,6 +89,9 @@ class _Outcomes:
                 item = self.tracked.get(outcome.key)
                 if item is None:  # uploaded by the user while the demo keeps running
                     name = outcome.key[len(self.input_prefix) :]
+                    if not _local_name(name):
+                        print(f"{outcome.key}  {outcome.status}  (not downloaded: not a path under --out)")
+                        continue
                     item = self.tracked[outcome.key] = Tracked(
                         Sample(name, b"", "uploaded while running"), outcome.key
                     )
@@ -101,6 +104,12 @@ class _Outcomes:
                 self.processed.put_nowait(outcome)
         if all(self.tracked[k].outcome is not None for k in self.samples):
             self.all_samples_done.set()
+
+
+def _local_name(name: str) -> bool:
+    """A key whose path stays under --out when written there (no ``..``, not absolute, not empty)."""
+    parts = name.split("/")
+    return bool(name) and not name.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
 async def run_demo(

@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from tests.support import jpeg_bytes
+from worker import demo
 from worker.contact_sheet import human_bytes
 
 pytestmark = pytest.mark.slow
@@ -167,3 +168,17 @@ def test_env_file_without_keep_running_is_refused_in_one_line(tmp_path: Path) ->
         == "thumbx demo: --env-file needs --keep-running (the emulator stops when the demo ends)\n"
     )
     assert not env_file.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "local"),
+    [
+        ("cat.jpg", True),
+        ("a/b c#?.jpg", True),
+        ("../escape.jpg", False),
+        ("a/../../x", False),
+        ("/abs", False),
+    ],
+)
+def test_only_uploads_whose_name_stays_under_out_are_downloaded(name: str, local: bool) -> None:
+    assert demo._local_name(name) is local
