@@ -81,7 +81,9 @@ class MemoryStore:
     ) -> StoredObject:
         return StoredObject(self._sources[key], etag=str(hash(key)))
 
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
+    async def head(
+        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
+    ) -> ObjectHead | None:
         return None
 
     async def put(
@@ -244,8 +246,10 @@ class CountingS3Store:
         self.gets += 1
         return await self._store.get(bucket, key, **options)
 
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
-        return await self._store.head(bucket, key, missing_is_error=missing_is_error)
+    async def head(
+        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
+    ) -> ObjectHead | None:
+        return await self._store.head(bucket, key, missing_is_error=missing_is_error, version_id=version_id)
 
     async def put(
         self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]

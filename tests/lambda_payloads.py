@@ -32,7 +32,7 @@ def s3_notification(
     record["s3"]["bucket"].update(name=bucket, arn=f"arn:aws:s3:::{bucket}")
     obj = record["s3"]["object"]
     obj["key"] = quote_plus(key)
-    for field in ("versionId", "eTag", "size"):  # the template's describe another object
+    for field in ("versionId", "eTag", "size", "sequencer"):  # the template's describe another object
         obj.pop(field, None)
     return doc  # type: ignore[no-any-return]
 
@@ -105,6 +105,9 @@ def shim_environment(
         yield
     finally:
         shim.reset()
+
+
+OUTPUTS_PER_UPLOAD = 4  # the three default presets and the manifest (THUMBX_MANIFEST=on)
 
 
 def outputs(deployment: Deployment, prefix: str) -> dict[str, tuple[bytes, str, dict[str, str]]]:

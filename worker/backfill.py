@@ -6,8 +6,10 @@ object that is not done to the queue, so the normal workers do the rendering. No
 
 "Up to date" means: every planned output (``thumbnails/<path>/<preset>.<ext>``) exists and carries the
 metadata ``thumbx-source-etag`` equal to the source's current ETag (the pipeline writes it on every
-output). So a re-run skips what is done (resumable), a replaced source is enqueued again (stale), and a
-newly added preset makes every object due again.
+output). With manifests on (``THUMBX_MANIFEST``), ``thumbnails/<path>/manifest.json`` is one more planned
+output, and a manifest of an older schema (its ``thumbx-manifest-schema`` metadata) counts as stale. So a
+re-run skips what is done (resumable), a replaced source is enqueued again (stale), and a newly added
+preset or a new manifest schema makes every object due again.
 
 Sending is paced by a leaky bucket (``rate`` messages per second) and, when ``max_backlog`` is set, paused
 while the queue already holds that many visible messages, so a backfill never floods the workers.
@@ -32,6 +34,7 @@ from aiolimiter import AsyncLimiter
 from worker.aws_errors import mapped
 from worker.errors import AccessDenied, ConfigError
 from worker.keys import KeyLayout
+from worker.manifest import is_current as is_current_manifest
 from worker.presets import Preset
 from worker.storage import ObjectHead
 
@@ -56,6 +59,13 @@ class SourceObject:
 def recorded_etag(head: ObjectHead | None) -> str | None:
     """The source ETag an output says it was rendered from: None if absent, "" if it does not say."""
     return None if head is None else head.metadata.get(SOURCE_ETAG, "")
+
+
+def recorded_manifest_etag(head: ObjectHead | None) -> str | None:
+    """:func:`recorded_etag` of a manifest: "" (stale) too when its schema is not the current one."""
+    if head is not None and not is_current_manifest(head.metadata):
+        return ""
+    return recorded_etag(head)
 
 
 def verdict(source_etag: str, recorded: Sequence[str | None]) -> Verdict:
@@ -133,6 +143,7 @@ class BackfillPlan:
     queue_url: str
     layout: KeyLayout
     presets: tuple[Preset, ...]
+    manifest: bool = False  # THUMBX_MANIFEST: the manifest is one more output that must be up to date
     region: str = "us-east-1"
     prefix: str | None = None  # defaults to the layout's input prefix
     since: datetime | None = None
@@ -250,6 +261,9 @@ class Backfill:
         if early is not None:
             return early
         planned = [p.key for p in self._plan.layout.outputs(obj.key, self._plan.presets)]
+        manifest_key = self._plan.layout.manifest_key(obj.key) if self._plan.manifest else None
+        if manifest_key is not None:
+            planned.append(manifest_key)
         recorded: list[str | None] = []
         async with self._checks:
             # One listing of the object's thumbnail folder says what exists (a never-rendered object costs
@@ -257,9 +271,9 @@ class Backfill:
             # Listing rather than HEADing a missing key keeps "missing" a 404 question, not a 403 one.
             existing = await self._list_folder(planned[0].rsplit("/", 1)[0] + "/")
             for key in planned:
-                recorded.append(
-                    recorded_etag(await self._store.head(self._plan.bucket, key)) if key in existing else None
-                )
+                read = recorded_manifest_etag if key == manifest_key else recorded_etag
+                head = await self._store.head(self._plan.bucket, key) if key in existing else None
+                recorded.append(read(head) if key in existing else None)
                 if verdict(obj.etag, recorded) != "done":
                     break
         return verdict(obj.etag, recorded)

@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         queue_url=settings.queue_url,
         layout=settings.layout,
         presets=settings.presets,
+        manifest=settings.manifest,
         region=settings.region,
         prefix=args.prefix,
         since=args.since,

@@ -50,6 +50,7 @@ class Settings:
     queue_credentials: QueueCredentials = "role"
     layout: KeyLayout = field(default_factory=KeyLayout)
     presets: tuple[Preset, ...] = field(default_factory=lambda: parse_presets(DEFAULT_PRESETS))
+    manifest: bool = True  # THUMBX_MANIFEST
     concurrency: int = 10  # one full SQS batch in flight; renders are bounded by render_threads (make bench)
     render_threads: int = 2
     wait_seconds: int = 20
@@ -125,6 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         queue_credentials="role" if queue_credentials == "role" else "base",
         layout=layout,
         presets=parse_presets(reader.text("THUMBX_PRESETS")),
+        manifest=reader.choice("THUMBX_MANIFEST") == "on",
         concurrency=reader.integer("THUMBX_CONCURRENCY"),
         render_threads=reader.integer("THUMBX_RENDER_THREADS", os.cpu_count() or 2),
         wait_seconds=reader.integer("THUMBX_WAIT_SECONDS"),

@@ -29,6 +29,7 @@ from worker import service
 from worker.config import load_settings
 from worker.contact_sheet import SheetRow, human_bytes, rendition, write_contact_sheet
 from worker.emulator import MotoEmulator, moto_client_factory
+from worker.keys import MANIFEST_NAME
 from worker.pipeline import Outcome
 from worker.provision import Deployment, Names, admin_client, provision
 from worker.queue import Message
@@ -219,7 +220,7 @@ def live_line(outcome: Outcome, downloads: Sequence[Path]) -> str:
     """``input/cat.jpg  succeeded  sm 128x85 4.3 kB, …`` or ``…  permanent  reason: detail``."""
     if outcome.status == "succeeded":
         parts = []
-        for path in downloads:
+        for path in _images(downloads):
             info = rendition(path)
             size = f"{info.width}x{info.height} " if info is not None else ""
             parts.append(f"{path.stem} {size}{human_bytes(path.stat().st_size)}")
@@ -320,13 +321,20 @@ def _print_summary(items: Sequence[Tracked]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+def _images(downloads: Sequence[Path]) -> list[Path]:
+    """The renditions among the downloads: the manifest is downloaded, not drawn or listed as one."""
+    return [d for d in downloads if d.name != MANIFEST_NAME]
+
+
 def _sheet_rows(items: Sequence[Tracked], out_dir: Path) -> list[SheetRow]:
     rows = []
     for t in items:
         outcome = f"{t.outcome.status} ({t.outcome.reason})" if t.outcome else "lost (no outcome)"
         detail = t.outcome.detail if t.outcome and t.outcome.status != "succeeded" else ""
         rows.append(
-            SheetRow(out_dir / "sources" / t.sample.name, list(t.downloads), t.sample.name, outcome, detail)
+            SheetRow(
+                out_dir / "sources" / t.sample.name, _images(t.downloads), t.sample.name, outcome, detail
+            )
         )
     return rows
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from worker.sequencer import normalise as normalise_sequencer
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -32,6 +34,7 @@ class ObjectRef:
     version_id: str | None = None
     event_name: str = "ObjectCreated:Put"
     event_time: str | None = None
+    sequencer: str | None = None  # per-key order of S3 events (worker.sequencer); None: not ordered
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ def _s3_record(record: Any) -> Item:
         version_id=_str_or_none(obj.get("versionId")),
         event_name=name,
         event_time=_str_or_none(record.get("eventTime")),
+        sequencer=normalise_sequencer(_str_or_none(obj.get("sequencer"))),
     )
 
 
@@ -167,6 +171,7 @@ def _eventbridge(doc: Mapping[str, Any]) -> Item:
         version_id=_str_or_none(obj.get("version-id")),
         event_name="ObjectCreated:" + str(detail.get("reason", "PutObject")),
         event_time=_str_or_none(doc.get("time")),
+        sequencer=normalise_sequencer(_str_or_none(obj.get("sequencer"))),
     )
 
 

@@ -1,6 +1,7 @@
 """Key planning (pure): which input keys are work, and where their thumbnails go.
 
-``input/<path>`` renders to ``thumbnails/<path>/<preset>.<ext>``. The mapping is deterministic so a
+``input/<path>`` renders to ``thumbnails/<path>/<preset>.<ext>``, plus ``thumbnails/<path>/manifest.json``
+when manifests are on. The mapping is deterministic so a
 redelivered message overwrites the same keys with the same bytes (idempotent writes), and the output
 prefix is refused as input so thumbnails can never re-trigger the pipeline (the classic infinite loop).
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from worker.errors import BadKey, KeyTooLong, MetadataTooLarge
 from worker.presets import Preset
 
+MANIFEST_NAME = "manifest.json"  # beside the renditions; no preset's extension is .json
 MAX_KEY_BYTES = 1024  # S3: an object key is at most 1024 bytes of UTF-8
 MAX_METADATA_BYTES = 2048  # S3: user metadata, the UTF-8 bytes of every name and value, at most 2 KB
 
@@ -55,17 +57,25 @@ class KeyLayout:
             for preset in presets
         ]
 
+    def manifest_key(self, key: str) -> str:
+        """``thumbnails/<path>/manifest.json``, refused like any output when over S3's 1024 bytes."""
+        manifest = f"{self.output_prefix}{self.relative(key)}/{MANIFEST_NAME}"
+        _check_key_length(manifest)
+        return manifest
+
     def plan(self, key: str, presets: Sequence[Preset]) -> list[PlannedOutput]:
         """:meth:`outputs`, after refusing keys that are unsafe or that S3 would refuse (typed, permanent)."""
         check_source_key(self.relative(key))
         planned = self.outputs(key, presets)
         for output in planned:
-            size = len(output.key.encode())
-            if size > MAX_KEY_BYTES:
-                raise KeyTooLong(
-                    f"output key {output.key[:80]!r}... is {size} bytes, over S3's {MAX_KEY_BYTES}"
-                )
+            _check_key_length(output.key)
         return planned
+
+
+def _check_key_length(key: str) -> None:
+    size = len(key.encode())
+    if size > MAX_KEY_BYTES:
+        raise KeyTooLong(f"output key {key[:80]!r}... is {size} bytes, over S3's {MAX_KEY_BYTES}")
 
 
 def check_source_key(rel: str) -> None:

@@ -1,4 +1,7 @@
-"""One job: get the source -> render every preset (in a thread pool) -> put every thumbnail.
+"""One job: get the source -> render every preset (in a thread pool) -> put every thumbnail (+ manifest).
+
+Events that name a ``versionId`` render exactly that version; events that carry a ``sequencer`` older
+than the one recorded on the current outputs are acknowledged as ``stale_event`` (see worker.sequencer).
 
 Returns an :class:`Outcome` instead of raising, so the consumer and the Lambda shim decide the message's
 fate from one value: succeeded, ignored on purpose, failed permanently (dead-letter) or transiently (retry).
@@ -9,20 +12,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
+from worker import manifest
 from worker.budget import MemoryBusy, Reservation, budget_for, with_reservation
 from worker.errors import ImageTooLarge, ObjectMissing, ThumbxError, TransientError
 from worker.events import Ignored, Item, ObjectRef, Rejected
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition, render
+from worker.imaging.placeholder import SourceSummary, summarise
 from worker.keys import KeyLayout, PlannedOutput, check_metadata, source_key_digest
 from worker.limits import READ_COPIES
+from worker.manifest import is_current as is_current_manifest
 from worker.presets import Preset
+from worker.sequencer import compare, is_stale
 from worker.storage import ObjectStore, StoredObject
 
 log = structlog.get_logger(__name__)
@@ -30,6 +37,8 @@ log = structlog.get_logger(__name__)
 Status = Literal["succeeded", "ignored", "permanent", "transient"]
 Renderer = Callable[[bytes, Sequence[Preset], Limits], list[Rendition]]
 OWN_OUTPUT_MARK = "thumbx-preset"  # metadata key every output carries; never present on an upload
+SOURCE_SEQUENCER = "thumbx-source-sequencer"  # the sequencer of the event the outputs were rendered for
+Rendered = tuple[list[Rendition], SourceSummary | None]
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,7 @@ class PipelineConfig:
     layout: KeyLayout
     presets: tuple[Preset, ...]
     limits: Limits = DEFAULT_LIMITS
+    manifest: bool = False  # THUMBX_MANIFEST: write thumbnails/<path>/manifest.json, last
 
 
 class Pipeline:
@@ -88,25 +98,41 @@ class Pipeline:
         started = time.perf_counter()
         try:
             planned = self._config.layout.plan(ref.key, self._config.presets)
-            check_metadata(self._metadata(ref.key, ref.etag or "", ref.version_id, planned))
+            manifest_key = self._config.layout.manifest_key(ref.key) if self._config.manifest else None
+            outputs = tuple(p.key for p in planned) + ((manifest_key,) if manifest_key else ())
+            check_metadata(self._metadata(ref.key, ref.etag or "", ref.version_id, ref.sequencer, planned))
             self._check_size(ref.size)
             ref = await self._identify(ref)
-            if await self._already_rendered(ref, planned[-1].key):
+            marker = await self._marker(ref, manifest_key or planned[-1].key)
+            recorded = marker.get(SOURCE_SEQUENCER) if marker is not None else None
+            if is_stale(ref.sequencer, recorded):
                 timings["total"] = _ms_since(started)
+                log.info(
+                    "stale_event",
+                    key=ref.key,
+                    sequencer=ref.sequencer,
+                    rendered_sequencer=recorded,
+                    version_id=ref.version_id,
+                )
                 return Outcome(
-                    "succeeded",
-                    "already_rendered",
+                    "ignored",
+                    "stale_event",
                     ref.bucket,
                     ref.key,
-                    outputs=tuple(p.key for p in planned),
+                    detail=f"sequencer {ref.sequencer} is older than the rendered {recorded}",
                     timings_ms=timings,
                 )
-            source, renditions = await self._fetch_and_render(ref, timings, started)
+            if marker is not None and self._already_rendered(ref, marker, manifest=manifest_key is not None):
+                timings["total"] = _ms_since(started)
+                return Outcome(
+                    "succeeded", "already_rendered", ref.bucket, ref.key, outputs=outputs, timings_ms=timings
+                )
+            source, (renditions, summary) = await self._fetch_and_render(ref, timings, started)
             if source is None:
                 # Loop guard, second line: something we wrote ended up under the input prefix.
                 return Outcome("ignored", "own_output", ref.bucket, ref.key, timings_ms=timings)
             mark = time.perf_counter()
-            await self._write(ref, source, renditions, planned)
+            await self._write(ref, source, renditions, planned, manifest_key, summary)
             timings["put"] = _ms_since(mark)
         except ThumbxError as exc:
             timings["total"] = _ms_since(started)
@@ -123,17 +149,19 @@ class Pipeline:
             "rendered",
             ref.bucket,
             ref.key,
-            outputs=tuple(p.key for p in planned),
+            outputs=outputs,
             timings_ms=timings,
             source_bytes=len(source.data),
         )
 
     async def _identify(self, ref: ObjectRef) -> ObjectRef:
         """An event without an ETag (backfill, some EventBridge paths): one HEAD of the source gives it,
-        with the size (checked before any download) and version. 403/404 -> ObjectMissing (permanent)."""
+        with the size (checked before any download) and version (of the event's version, when it names one).
+        403/404 -> ObjectMissing (permanent)."""
         if ref.etag:
             return ref
-        head = await self._store.head(ref.bucket, ref.key, missing_is_error=True)
+        version: dict[str, Any] = {"version_id": ref.version_id} if ref.version_id else {}
+        head = await self._store.head(ref.bucket, ref.key, missing_is_error=True, **version)
         if head is None:  # a store that says "missing" without raising
             raise ObjectMissing(f"HeadObject s3://{ref.bucket}/{ref.key}: missing")
         return replace(
@@ -145,7 +173,7 @@ class Pipeline:
 
     async def _fetch_and_render(
         self, ref: ObjectRef, timings: dict[str, float], started: float
-    ) -> tuple[StoredObject | None, list[Rendition]]:
+    ) -> tuple[StoredObject | None, Rendered]:
         """Download within a reservation of the memory budget, then render within it (see worker.budget).
 
         The source's size (event, HEAD, then GetObject's ContentLength) is checked against ``max_bytes``
@@ -168,10 +196,11 @@ class Pipeline:
                     announced.append(length)
                     reservation.grow(READ_COPIES * length - (reservation.amount - reservation.spare))
 
+                # exactly the event's version when it names one (GetObject(VersionId)), else the current one
+                version: dict[str, Any] = {"version_id": ref.version_id} if ref.version_id else {}
                 try:
-                    # the current object, not the event's version: events arrive out of order
                     source = await self._store.get(
-                        ref.bucket, ref.key, max_bytes=limits.max_bytes, admit=admit
+                        ref.bucket, ref.key, max_bytes=limits.max_bytes, admit=admit, **version
                     )
                 except MemoryBusy:  # larger than the event said, and no room for it right now
                     if attempt == 2 or not announced:
@@ -181,16 +210,15 @@ class Pipeline:
                 reservation.shrink_to(len(source.data) + reservation.spare)
                 timings["get"] = _ms_since(started)
                 if OWN_OUTPUT_MARK in source.metadata:
-                    return None, []
+                    return None, ([], None)
                 self._check_size(len(source.data))  # a store that does not bound its reads
                 mark = time.perf_counter()
                 try:
-                    renditions = await asyncio.get_running_loop().run_in_executor(
+                    rendered = await asyncio.get_running_loop().run_in_executor(
                         self._executor,
                         with_reservation(reservation).run,
-                        self._render,
+                        self._render_and_summarise,
                         source.data,
-                        self._config.presets,
                         limits,
                     )
                 except MemoryBusy as busy:
@@ -201,47 +229,69 @@ class Pipeline:
                     del source
                     continue
                 timings["render"] = _ms_since(mark)
-                return source, renditions
+                return source, rendered
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _render_and_summarise(self, data: bytes, limits: Limits) -> Rendered:
+        """In the render thread: every preset, then (manifest on) the facts and placeholder of the source."""
+        renditions = self._render(data, self._config.presets, limits)
+        return renditions, summarise(data, renditions, limits) if self._config.manifest else None
 
     def _check_size(self, size: int | None) -> None:
         if size is not None and size > self._config.limits.max_bytes:
             raise ImageTooLarge(f"{size} bytes is over the {self._config.limits.max_bytes}-byte limit")
 
-    async def _already_rendered(self, ref: ObjectRef, marker_key: str) -> bool:
-        """One HEAD: does the last-written output already carry this source's ETag (and version, presets)?
+    async def _marker(self, ref: ObjectRef, marker_key: str) -> Mapping[str, str] | None:
+        """One HEAD of the output written last (the manifest, else the last preset): its metadata, or None.
 
         Outputs are written marker-last, so a present marker means every output of that render exists.
-        The ETag comes from the event or from :meth:`_identify`'s HEAD of the source.
         """
         if not ref.etag:
-            return False
+            return None
         try:
             head = await self._store.head(ref.bucket, marker_key)
         except ThumbxError as exc:  # e.g. 403 for a missing key: an optimisation only, so render
             log.debug("idempotency_head_failed", key=marker_key, error=str(exc))
-            return False
-        if head is None:
-            return False
-        meta = head.metadata
+            return None
+        return None if head is None else head.metadata
+
+    def _already_rendered(self, ref: ObjectRef, meta: Mapping[str, str], *, manifest: bool) -> bool:
+        """Does the marker carry this source's ETag (from the event or :meth:`_identify`), version, presets
+        (and the current manifest schema)? An event newer than the recorded one renders again even for the
+        same bytes, so the newer sequencer is what the outputs record."""
+        recorded = meta.get(SOURCE_SEQUENCER)
         return (
-            meta.get("thumbx-source-etag") == ref.etag.strip('"')
+            ref.etag is not None
+            and meta.get("thumbx-source-etag") == ref.etag.strip('"')
             and meta.get("thumbx-presets") == self._fingerprint
             and (ref.version_id is None or meta.get("thumbx-source-version") == ref.version_id)
+            and (not manifest or is_current_manifest(meta))
+            and not (ref.sequencer and recorded and compare(ref.sequencer, recorded) == "newer")
         )
 
     def _metadata(
-        self, key: str, etag: str, version_id: str | None, planned: Sequence[PlannedOutput]
+        self,
+        key: str,
+        etag: str,
+        version_id: str | None,
+        sequencer: str | None,
+        planned: Sequence[PlannedOutput],
     ) -> dict[str, str]:
-        """The user metadata of every output (the preset mark included: the longest name is counted)."""
+        """The user metadata of every output (the preset mark included: the longest name is counted, and
+        with manifests on, the manifest's mark and schema too)."""
+        marks = [p.preset.name for p in planned] + ([manifest.MARK] if self._config.manifest else [])
         metadata = {
             "thumbx-source-etag": etag.strip('"'),
             "thumbx-source-key-sha256": source_key_digest(key),
             "thumbx-presets": self._fingerprint,
-            OWN_OUTPUT_MARK: max((p.preset.name for p in planned), key=len),
+            OWN_OUTPUT_MARK: max(marks, key=len),
         }
         if version_id:
             metadata["thumbx-source-version"] = version_id
+        if sequencer:
+            metadata[SOURCE_SEQUENCER] = sequencer
+        if self._config.manifest:
+            metadata[manifest.SCHEMA_METADATA] = str(manifest.SCHEMA_VERSION)
         return metadata
 
     async def _write(
@@ -250,10 +300,14 @@ class Pipeline:
         source: StoredObject,
         renditions: Sequence[Rendition],
         planned: Sequence[PlannedOutput],
+        manifest_key: str | None = None,
+        summary: SourceSummary | None = None,
     ) -> None:
-        metadata = self._metadata(ref.key, source.etag, source.version_id, planned)
+        version_id = source.version_id or ref.version_id
+        metadata = self._metadata(ref.key, source.etag, version_id, ref.sequencer, planned)
         check_metadata(metadata)
         keys = {p.preset.name: p.key for p in planned}
+        output_metadata = {k: v for k, v in metadata.items() if k != manifest.SCHEMA_METADATA}
 
         def put(rendition: Rendition) -> Awaitable[None]:
             return self._store.put(
@@ -261,11 +315,12 @@ class Pipeline:
                 keys[rendition.preset.name],
                 rendition.data,
                 content_type=rendition.content_type,
-                metadata={**metadata, OWN_OUTPUT_MARK: rendition.preset.name},
+                metadata={**output_metadata, OWN_OUTPUT_MARK: rendition.preset.name},
             )
 
-        # The last preset's output is the completion marker the idempotency HEAD looks at: written last.
-        *rest, last = renditions
+        # The completion marker the idempotency HEAD looks at is written last: the manifest when it is
+        # on (after every rendition), else the last preset's output.
+        rest, last = (list(renditions), None) if manifest_key else (renditions[:-1], renditions[-1])
         writes = [asyncio.ensure_future(put(r)) for r in rest]
         try:
             await asyncio.gather(*writes)
@@ -275,7 +330,38 @@ class Pipeline:
                 write.cancel()
             await asyncio.gather(*writes, return_exceptions=True)
             raise
-        await put(last)
+        if last is not None:
+            await put(last)
+        if manifest_key is not None and summary is not None:
+            body = manifest.encode(
+                manifest.document(
+                    manifest.Source(
+                        key=ref.key,
+                        etag=source.etag,
+                        version_id=version_id,
+                        sequencer=ref.sequencer,
+                        format=summary.format,
+                        width=summary.width,
+                        height=summary.height,
+                    ),
+                    [
+                        manifest.RenditionEntry(
+                            r.preset.name, keys[r.preset.name], r.content_type, r.width, r.height, len(r.data)
+                        )
+                        for r in renditions
+                    ],
+                    thumbhash=summary.thumbhash,
+                    dominant_colour=summary.dominant_colour,
+                    presets_fingerprint=self._fingerprint,
+                )
+            )
+            await self._store.put(
+                ref.bucket,
+                manifest_key,
+                body,
+                content_type=manifest.CONTENT_TYPE,
+                metadata={**metadata, OWN_OUTPUT_MARK: manifest.MARK},
+            )
 
 
 def presets_fingerprint(presets: Sequence[Preset]) -> str:

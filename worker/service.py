@@ -23,7 +23,7 @@ from aiobotocore.config import AioConfig
 from worker.config import Settings
 from worker.credentials import CredentialStats, RefreshWindows, RoleSession, assumed_role_session
 from worker.dead_letter import RedrivePolicy
-from worker.errors import ThumbxError
+from worker.errors import ConfigError, ThumbxError
 from worker.observability import Metrics, log_loop_exception
 from worker.pipeline import Pipeline, PipelineConfig, Renderer
 from worker.queue import SqsQueue
@@ -146,6 +146,7 @@ async def open_runtime(
                     layout=settings.layout,
                     presets=settings.presets,
                     limits=settings.limits,
+                    manifest=settings.manifest,
                 ),
                 executor=executor,
                 **({"renderer": renderer} if renderer is not None else {}),
@@ -224,12 +225,14 @@ async def run(
             server = HealthServer(probe, metrics, host=settings.health_host, port=settings.health_port)
             try:
                 port = await server.start()
-            except OSError as exc:  # keep consuming; the failing health check will say so
-                log.error("health_server_failed", port=settings.health_port, error=str(exc))
-            else:
-                stack.push_async_callback(server.stop)
-                if on_health_port is not None:
-                    on_health_port(port)
+            except OSError as exc:  # taken since `thumbx worker` checked it: healthcheck would ask another
+                raise ConfigError(
+                    f"THUMBX_HEALTH_PORT: cannot listen on {settings.health_host}:{settings.health_port} "
+                    f"({exc.strerror or exc}); e.g. THUMBX_HEALTH_PORT=8081 (0: any free port, off: none)"
+                ) from None
+            stack.push_async_callback(server.stop)
+            if on_health_port is not None:
+                on_health_port(port)
         try:
             rt = await stack.enter_async_context(
                 open_runtime(

@@ -119,6 +119,8 @@ SETTINGS: tuple[Setting, ...] = (
             "thumbs/", default="thumbnails/"),
     Setting("THUMBX_PRESETS", "presets", "`name:size:format[:key=value...]`, comma-separated (see Presets)",
             "sm:128:webp,lg:1024:jpeg:q=85", default=DEFAULT_PRESETS),
+    Setting("THUMBX_MANIFEST", "choice", "`on`: write `<output>/manifest.json` after the renditions "
+            "(see Manifest)", "off", default="on", choices=("on", "off")),
     Setting("THUMBX_ALLOWED_FORMATS", "formats", "input allow-list; AVIF and HEIC are told apart by codec",
             "jpeg,png,webp", default=",".join(sorted(_LIMITS.formats))),
     Setting("THUMBX_MAX_BYTES", "integer",

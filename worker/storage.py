@@ -42,7 +42,9 @@ class ObjectStore(Protocol):
         admit: Admit | None = None,
     ) -> StoredObject: ...
 
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None: ...
+    async def head(
+        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
+    ) -> ObjectHead | None: ...
 
     async def put(
         self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
@@ -87,13 +89,19 @@ class S3Store:
             metadata=dict(response.get("Metadata", {})),
         )
 
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
-        """None for a missing key (404); with ``missing_is_error`` (a source), 403/404 raise ObjectMissing."""
+    async def head(
+        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
+    ) -> ObjectHead | None:
+        """None for a missing key (404); with ``missing_is_error`` (a source), 403/404 raise ObjectMissing.
+        With ``version_id``, that version (s3:GetObjectVersion)."""
         from botocore.exceptions import ClientError
 
+        params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            params["VersionId"] = version_id
         with mapped(f"HeadObject s3://{bucket}/{key}", missing_is_404_or_403=missing_is_error):
             try:
-                response = await self._s3.head_object(Bucket=bucket, Key=key)
+                response = await self._s3.head_object(**params)
             except ClientError as exc:
                 missing = exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
                 if missing and not missing_is_error:

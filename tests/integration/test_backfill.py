@@ -70,6 +70,13 @@ def seed_bucket(deployment: Deployment, settings: Settings) -> None:
                 Body=b"thumb",
                 Metadata={"thumbx-source-etag": source_etag, "thumbx-preset": planned.preset.name},
             )
+        if only is None and settings.manifest:  # the manifest is written last, after every rendition
+            s3.put_object(
+                Bucket=deployment.bucket,
+                Key=settings.layout.manifest_key(key),
+                Body=b"{}",
+                Metadata={"thumbx-source-etag": source_etag, "thumbx-manifest-schema": "1"},
+            )
 
     etag = {k: s3.head_object(Bucket=deployment.bucket, Key=k)["ETag"].strip('"') for k in (DONE, PARTIAL)}
     thumbnails(DONE, etag[DONE])
@@ -98,6 +105,7 @@ def plan_for(settings: Settings, **overrides: Any) -> BackfillPlan:
         "queue_url": settings.queue_url,
         "layout": settings.layout,
         "presets": settings.presets,
+        "manifest": settings.manifest,
         "region": settings.region,
         "rate": 200.0,
     }

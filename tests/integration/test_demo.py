@@ -57,7 +57,7 @@ def test_demo_with_builtin_samples(tmp_path: Path) -> None:
     assert page.count("<img src='thumbnails/") == 3 * len(rendered)
     assert page.count("<img class=source") == len(summary) + page.count("as stored (EXIF orientation")
     # the HEIC sample (irot 270 + EXIF 6, as an iPhone writes it) rendered upright above; browsers other
-    # than Safari cannot show HEIC, so index.html shows a PNG preview of the source
+    # than Safari cannot show HEIC, so index.html shows the sRGB PNG preview every source gets
     assert summary["phone photo.heic"]["outcome"] == "succeeded"
     with Image.open(tmp_path / "thumbnails" / "phone photo.heic" / "lg.jpg") as image:
         assert image.size == (768, 1024)

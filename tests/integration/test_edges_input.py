@@ -174,7 +174,7 @@ async def test_keys_s3_would_refuse_are_refused_at_planning_in_one_receive(deplo
         control.replace("\x07", "\\x07"): "bad_key",  # written as an escape: SQS refuses U+0007
     }
     assert output_keys(deployment) == sorted(
-        f"thumbnails/edge/{'é' * 330}/{name}" for name in ("sm.webp", "md.jpg", "lg.jpg")
+        f"thumbnails/edge/{'é' * 330}/{name}" for name in ("sm.webp", "md.jpg", "lg.jpg", "manifest.json")
     ), "nothing written for the refused keys"
     head = admin_client(deployment, "s3").head_object(
         Bucket=deployment.bucket, Key=f"thumbnails/edge/{'é' * 330}/lg.jpg"

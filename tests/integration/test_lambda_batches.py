@@ -12,6 +12,7 @@ import pytest
 
 from lambda_shim import handler as shim
 from tests.lambda_payloads import (
+    OUTPUTS_PER_UPLOAD,
     FakeContext,
     dead_letters,
     message_ids,
@@ -57,7 +58,7 @@ def test_partial_failure_reports_only_the_transient_record(
 
     assert shim.handler(event, FakeContext()) == {"batchItemFailures": [{"itemIdentifier": late_id}]}
 
-    assert len(outputs(deployment, "thumbnails/good.jpg/")) == 3
+    assert len(outputs(deployment, "thumbnails/good.jpg/")) == OUTPUTS_PER_UPLOAD
     assert outputs(deployment, "thumbnails/corrupt.jpg/") == {}
     [dead] = dead_letters(deployment)
     attributes = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
@@ -82,7 +83,7 @@ def test_service_and_shim_write_byte_identical_thumbnails(
 
     asyncio.run(through_the_service())
     by_service = outputs(deployment, "thumbnails/parity.jpg/")
-    assert len(by_service) == 3
+    assert len(by_service) == OUTPUTS_PER_UPLOAD
     s3 = admin_client(deployment, "s3")
     for key in by_service:
         s3.delete_object(Bucket=deployment.bucket, Key=key)
@@ -110,7 +111,7 @@ def test_warm_invocations_reuse_the_session_clients_and_loop(
     warm = shim.environment()
     assert (warm.runtime, warm.loop) == (runtime, loop)
     assert runtime.role.stats.refreshes == 1, "one sts:AssumeRole for the whole environment"
-    assert all(len(outputs(deployment, f"thumbnails/warm-{i}.jpg/")) == 3 for i in range(3))
+    assert all(len(outputs(deployment, f"thumbnails/warm-{i}.jpg/")) == OUTPUTS_PER_UPLOAD for i in range(3))
 
 
 def test_time_guard_reports_the_records_it_did_not_start(
@@ -124,7 +125,7 @@ def test_time_guard_reports_the_records_it_did_not_start(
     clock = itertools.chain([60_000], itertools.repeat(4_000))  # plenty for one record, then too little
     response = shim.handler(event, FakeContext(remaining=lambda: next(clock)))
     assert response == {"batchItemFailures": [{"itemIdentifier": i} for i in message_ids(event)[1:]]}
-    assert len(outputs(deployment, "thumbnails/guard-0.jpg/")) == 3
+    assert len(outputs(deployment, "thumbnails/guard-0.jpg/")) == OUTPUTS_PER_UPLOAD
     assert outputs(deployment, "thumbnails/guard-1.jpg/") == {}
     assert outputs(deployment, "thumbnails/guard-2.jpg/") == {}
     # with too little time from the start nothing is begun and everything is reported

@@ -29,7 +29,12 @@ from tests.support import jpeg_bytes
 from worker.errors import TransientError
 from worker.provision import Deployment, admin_client
 
-PRESET_KEYS = {"sm.webp": "image/webp", "md.jpg": "image/jpeg", "lg.jpg": "image/jpeg"}
+PRESET_KEYS = {
+    "sm.webp": "image/webp",
+    "md.jpg": "image/jpeg",
+    "lg.jpg": "image/jpeg",
+    "manifest.json": "application/json",  # THUMBX_MANIFEST=on, the default
+}
 
 
 @pytest.fixture

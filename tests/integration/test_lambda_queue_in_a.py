@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from lambda_shim import handler as shim
-from tests.lambda_payloads import FakeContext, message_ids, outputs, shim_environment, sqs_event_for_keys
+from tests.lambda_payloads import (
+    OUTPUTS_PER_UPLOAD,
+    FakeContext,
+    message_ids,
+    outputs,
+    shim_environment,
+    sqs_event_for_keys,
+)
 from tests.support import jpeg_bytes
 from worker.emulator import MotoEmulator, moto_client_factory
 from worker.provision import Deployment, Names, admin_client
@@ -39,7 +46,7 @@ def test_dead_letters_go_to_the_dlq_in_a_and_thumbnails_to_b(
 
     assert shim.handler(event, FakeContext()) == {"batchItemFailures": []}
 
-    assert len(outputs(deployment, "thumbnails/fine.jpg/")) == 3
+    assert len(outputs(deployment, "thumbnails/fine.jpg/")) == OUTPUTS_PER_UPLOAD
     moto_server.disable_iam()
     try:
         sqs_a = moto_client_factory(deployment.endpoint, deployment.region)("sqs", deployment.account_a)

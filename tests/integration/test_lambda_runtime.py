@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.lambda_payloads import dead_letters, message_ids, outputs, sqs_event_for_keys
+from tests.lambda_payloads import OUTPUTS_PER_UPLOAD, dead_letters, message_ids, outputs, sqs_event_for_keys
 from tests.support import jpeg_bytes
 from worker.provision import Deployment, admin_client
 
@@ -140,7 +140,7 @@ def test_runtime_interface_client_runs_the_shim_warm_with_the_real_context(
     first = sqs_event_for_keys(shared, deployment, ["input/ric-1.jpg", "input/ric-missing.jpg"])
     kind, payload = runtime_api.invoke(first)
     assert (kind, payload) == ("response", {"batchItemFailures": []})  # the missing one: dead-lettered
-    assert len(outputs(deployment, "thumbnails/ric-1.jpg/")) == 3
+    assert len(outputs(deployment, "thumbnails/ric-1.jpg/")) == OUTPUTS_PER_UPLOAD
     [dead] = dead_letters(deployment)
     assert dead["MessageAttributes"]["thumbx-reason"]["StringValue"] == "object_missing"
 
@@ -155,5 +155,5 @@ def test_runtime_interface_client_runs_the_shim_warm_with_the_real_context(
 
     kind, payload = runtime_api.invoke(sqs_event_for_keys(shared, deployment, ["input/ric-3.jpg"]))
     assert (kind, payload) == ("response", {"batchItemFailures": []})
-    assert len(outputs(deployment, "thumbnails/ric-3.jpg/")) == 3
+    assert len(outputs(deployment, "thumbnails/ric-3.jpg/")) == OUTPUTS_PER_UPLOAD
     assert function.poll() is None, "one process served every invocation"

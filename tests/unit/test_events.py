@@ -40,6 +40,7 @@ def test_real_sqs_wrapped_s3_event(shared: Path) -> None:
         version_id="yd3d4HaWOT2zguDLvIQLU6ptDTwKBnQV",
         event_name="ObjectCreated:Put",
         event_time="2023-04-12T20:43:38.021Z",
+        sequencer="00643717F9F8B85354",  # the per-key order (worker.sequencer)
     )
 
 
@@ -48,6 +49,7 @@ def test_real_eventbridge_event(shared: Path) -> None:
     (item,) = parse_document(doc)
     assert isinstance(item, ObjectRef)
     assert (item.bucket, item.key, item.size) == ("example-bucket", "IMG_m7fzo3.jpg", 184662)
+    assert item.sequencer == "006408CAD69598B05E"
 
 
 def test_real_delete_event_is_ignored(shared: Path) -> None:

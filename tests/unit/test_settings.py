@@ -238,3 +238,15 @@ def test_healthcheck_reads_the_health_settings_as_the_worker_does(
         "thumbx: configuration error: THUMBX_HEALTH_PORT: 80800 is outside 0..65535;"
         " e.g. THUMBX_HEALTH_PORT=8080\n"
     )
+
+
+async def test_service_refuses_a_health_port_taken_after_the_start_up_check() -> None:
+    from worker import service
+
+    with socket.socket() as taken:  # taken between `thumbx worker`'s check and the server's bind
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = load_settings(BASE | {"THUMBX_HEALTH_PORT": str(port)})
+        with pytest.raises(ConfigError, match=f"THUMBX_HEALTH_PORT: cannot listen on 127.0.0.1:{port}"):
+            await service.run(settings, handle_signals=False)
