@@ -308,7 +308,9 @@ def _print_summary(items: Sequence[Tracked]) -> None:
             (
                 t.sample.name,
                 str(len(t.sample.data)),
-                ", ".join(Path(k).stem for k in outcome.outputs) if outcome and outcome.outputs else "-",
+                (", ".join(p.stem for p in _images([Path(k) for k in outcome.outputs])) or "-")
+                if outcome
+                else "-",
                 f"{outcome.timings_ms.get('render', 0):.0f}" if outcome else "-",
                 f"{outcome.timings_ms.get('total', 0):.0f}" if outcome else "-",
                 f"{outcome.status} ({outcome.reason})" if outcome else "LOST",

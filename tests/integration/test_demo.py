@@ -70,7 +70,7 @@ def test_demo_with_builtin_samples(tmp_path: Path) -> None:
         assert (tmp_path / "previews" / f"sources__{name}.stored.png").is_file()
     table = proc.stdout
     assert "phone portrait.jpg" in table
-    assert "sm, md, lg" in table
+    assert "sm, md, lg " in table, "presets only: the manifest is not one"
     assert "permanent (unsupported_format)" in table
 
 
