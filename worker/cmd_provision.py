@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"thumbx provision: {exc}")
         return 1
     if args.env_file is not None:
-        args.env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(deployment.worker_env().items())))
+        args.env_file.write_text(deployment.env_file_text())
     print(json.dumps(summary(deployment), indent=2))
     return 0
 
@@ -71,7 +71,7 @@ def summary(deployment: Deployment) -> dict[str, Any]:
         "role_arn": deployment.role_arn,
         "external_id": deployment.external_id,
         "worker_access_key_id": deployment.worker_keys.access_key_id,
-        "upload": f"aws --endpoint-url {deployment.endpoint} s3 cp PHOTO.jpg "
+        "upload": f"aws --endpoint-url {deployment.endpoint} --region {deployment.region} s3 cp PHOTO.jpg "
         f"s3://{deployment.bucket}/{deployment.input_prefix}PHOTO.jpg",
     }
 

@@ -9,6 +9,7 @@ administrator user for uploads and inspection. Every policy comes from :mod:`wor
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -84,6 +85,11 @@ class Deployment:
         if self.external_id:
             env["THUMBX_EXTERNAL_ID"] = self.external_id
         return env
+
+    def env_file_text(self) -> str:
+        """:meth:`worker_env` as ``NAME=value`` lines (shell-quoted where needed): ``set -a; . FILE`` in a
+        shell, or an ``env_file:`` for Compose."""
+        return "".join(f"{k}={shlex.quote(v)}\n" for k, v in sorted(self.worker_env().items()))
 
 
 def provision(

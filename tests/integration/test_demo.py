@@ -53,20 +53,24 @@ def test_demo_with_builtin_samples(tmp_path: Path) -> None:
                 assert image.getexif().get(0x0112) in (None, 1), f"{thumb}: orientation tag left in"
             if name != "logo.png":
                 assert _is_upright(thumb), f"{thumb} is not upright"
-    assert (tmp_path / "index.html").read_text().count("<img") == len(summary) + 3 * len(rendered)
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<img src='thumbnails/") == 3 * len(rendered)
+    assert page.count("<img class=source") == len(summary) + page.count("as stored (EXIF orientation")
     # the HEIC sample (irot 270 + EXIF 6, as an iPhone writes it) rendered upright above; browsers other
     # than Safari cannot show HEIC, so index.html shows the sRGB PNG preview every source gets
     assert summary["phone photo.heic"]["outcome"] == "succeeded"
     with Image.open(tmp_path / "thumbnails" / "phone photo.heic" / "lg.jpg") as image:
         assert image.size == (768, 1024)
-    preview = tmp_path / "previews" / "sources__phone photo.heic.png"
-    assert "previews/sources__phone" in (tmp_path / "index.html").read_text()
-    assert _is_upright(preview)
+    assert "previews/sources__phone%20photo.heic.png" in page
+    assert _is_upright(tmp_path / "previews" / "sources__phone photo.heic.png")
     with Image.open(tmp_path / "contact-sheet.png") as sheet:
         assert sheet.height > 256 * len(summary)
+    # the sideways-stored samples are shown as stored too (the HEIC's rotation is libheif's, not EXIF's)
+    for name in ("phone portrait.jpg", "rotated+left.jpg", "mirrored.jpg", "upside down.jpg"):
+        assert (tmp_path / "previews" / f"sources__{name}.stored.png").is_file()
     table = proc.stdout
     assert "phone portrait.jpg" in table
-    assert "sm, md, lg" in table
+    assert "sm, md, lg " in table, "presets only: the manifest is not one"
     assert "permanent (unsupported_format)" in table
 
 
