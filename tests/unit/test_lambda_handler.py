@@ -78,7 +78,8 @@ def test_each_invocation_prints_one_emf_document_of_its_message_counters(
     doc = json.loads(line)
     assert doc["Service"] == "thumbx-lambda"
     assert (doc["MessagesReceived"], doc["MessagesDeleted"], doc["RecordsIgnored"]) == (2, 2, 2)
-    assert "MessagesRetried" not in doc and "RecordsFailed" not in doc
+    assert "MessagesRetried" not in doc
+    assert "RecordsFailed" not in doc
     [directive] = doc["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "thumbx"
     assert directive["Dimensions"] == [["Service"]]
