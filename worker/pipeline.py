@@ -22,6 +22,7 @@ from worker import freshness, manifest
 from worker.budget import MemoryBusy, Reservation, budget_for, with_reservation
 from worker.errors import ImageTooLarge, ObjectMissing, ThumbxError, TransientError
 from worker.events import Ignored, Item, ObjectRef, Rejected
+from worker.fate import OWN_OUTPUT, UNEXPECTED
 from worker.freshness import SOURCE_SEQUENCER, presets_fingerprint
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition, render
 from worker.imaging.placeholder import SourceSummary, summarise
@@ -128,7 +129,7 @@ class Pipeline:
             source, (renditions, summary) = await self._fetch_and_render(ref, timings, started)
             if source is None:
                 # Loop guard, second line: something we wrote ended up under the input prefix.
-                return Outcome("ignored", "own_output", ref.bucket, ref.key, timings_ms=timings)
+                return Outcome("ignored", OWN_OUTPUT.slug, ref.bucket, ref.key, timings_ms=timings)
             mark = time.perf_counter()
             await self._write(ref, source, renditions, planned, manifest_key, summary)
             timings["put"] = _ms_since(mark)
@@ -139,7 +140,7 @@ class Pipeline:
         except Exception as exc:  # a bug or an unmapped library error: retry rather than lose the message
             timings["total"] = _ms_since(started)
             log.exception("pipeline_unexpected_error", key=ref.key)
-            err = TransientError(f"unexpected {type(exc).__name__}: {exc}", reason="unexpected")
+            err = TransientError(f"unexpected {type(exc).__name__}: {exc}", reason=UNEXPECTED.slug)
             return Outcome("transient", err.reason, ref.bucket, ref.key, detail=str(err), timings_ms=timings)
         timings["total"] = _ms_since(started)
         return Outcome(
