@@ -9,6 +9,9 @@ same pipeline the ECS service runs; only the acknowledgement differs:
   mapping must enable ``ReportBatchItemFailures``); permanent failures go to the DLQ and are not named.
 * Direct S3 / EventBridge events return counts, or raise when a record must be retried (Lambda's
   asynchronous retries then replay the event; writes are idempotent).
+
+After each invocation the metrics it changed are printed to stdout as one CloudWatch EMF document
+(:class:`worker.emf.EmfReporter`, dimension ``Service=thumbx-lambda``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -30,6 +33,9 @@ from worker.errors import TransientError
 from worker.observability import configure_logging, log_loop_exception
 from worker.service import Runtime, open_runtime
 
+if TYPE_CHECKING:
+    from worker.emf import EmfReporter
+
 
 class Environment:
     """What one execution environment keeps between invocations: a loop and the runtime opened on it."""
@@ -39,6 +45,7 @@ class Environment:
         self.loop.set_exception_handler(log_loop_exception)  # one JSON line, not a bare traceback
         self.runtime: Runtime | None = None
         self._processor: BatchProcessor | None = None
+        self._emf: EmfReporter | None = None
         self._stack = contextlib.AsyncExitStack()
 
     def process(
@@ -48,7 +55,11 @@ class Environment:
         fifo: bool,
         request_id: str | None = None,
     ) -> BatchReport:
-        return self.loop.run_until_complete(self._process(records, remaining, fifo, request_id))
+        try:
+            return self.loop.run_until_complete(self._process(records, remaining, fifo, request_id))
+        finally:
+            if self._emf is not None:
+                self._emf.write()  # one EMF document per invocation
 
     async def _process(
         self,
@@ -58,12 +69,15 @@ class Environment:
         request_id: str | None,
     ) -> BatchReport:
         if self._processor is None:
+            from worker.emf import EmfReporter  # with the first invocation, as the rest of the runtime
+
             settings = load_settings()
             # thumbx-lambda-<environment id>: the session (and its source identity) of this environment
             settings = replace(settings, role=attribution.for_lambda(settings.role, os.environ, request_id))
             batch = BatchSettings.from_env(os.environ, settings.concurrency)
             configure_logging(settings.log_format, settings.log_level)
             self.runtime = await self._stack.enter_async_context(open_runtime(settings, read_redrive=False))
+            self._emf = EmfReporter(self.runtime.metrics, dimensions={"Service": "thumbx-lambda"})
             self._processor = BatchProcessor(
                 self.runtime.pipeline,
                 batch,
@@ -119,11 +133,14 @@ def _is_sqs(record: Any) -> bool:
 def _sqs_record(record: Mapping[str, Any]) -> BatchRecord:
     message_id, body = record.get("messageId"), record.get("body")
     attributes = record.get("attributes")
-    count = str(attributes.get("ApproximateReceiveCount", "1")) if isinstance(attributes, Mapping) else "1"
+    attributes = attributes if isinstance(attributes, Mapping) else {}
+    count = str(attributes.get("ApproximateReceiveCount", "1"))
+    sent = attributes.get("SentTimestamp")
     return BatchRecord(
         body=body if isinstance(body, str) else "",
         message_id=message_id if isinstance(message_id, str) and message_id else None,
         receive_count=int(count) if count.isdigit() else 1,
+        sent_timestamp=sent if isinstance(sent, str) else None,
     )
 
 

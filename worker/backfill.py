@@ -4,12 +4,13 @@ The backfill lists ``input/…`` with the *caller's own* credentials (ThumbXRole
 each object whether its thumbnails are up to date, and sends one S3-shaped ``ObjectCreated`` event per
 object that is not done to the queue, so the normal workers do the rendering. Nothing is rendered here.
 
-"Up to date" means: every planned output (``thumbnails/<path>/<preset>.<ext>``) exists and carries the
-metadata ``thumbx-source-etag`` equal to the source's current ETag (the pipeline writes it on every
-output). With manifests on (``THUMBX_MANIFEST``), ``thumbnails/<path>/manifest.json`` is one more planned
-output, and a manifest of an older schema (its ``thumbx-manifest-schema`` metadata) counts as stale. So a
-re-run skips what is done (resumable), a replaced source is enqueued again (stale), and a newly added
-preset or a new manifest schema makes every object due again.
+"Up to date" is the pipeline's own rule (:mod:`worker.freshness`), asked of every planned output
+(``thumbnails/<path>/<preset>.<ext>``): it exists and its metadata records the source's current ETag and
+the fingerprint of the current presets (the pipeline writes both on every output). With manifests on
+(``THUMBX_MANIFEST``), ``thumbnails/<path>/manifest.json`` is one more planned output, and a manifest of an
+older schema (its ``thumbx-manifest-schema`` metadata) counts as stale. So a re-run skips what is done
+(resumable), a replaced source is enqueued again (stale), and a newly added preset, a preset changed under
+the same name or a new manifest schema makes every object due again.
 
 Sending is paced by a leaky bucket (``rate`` messages per second) and, when ``max_backlog`` is set, paused
 while the queue already holds that many visible messages, so a backfill never floods the workers.
@@ -31,18 +32,17 @@ from urllib.parse import quote_plus
 import structlog
 from aiolimiter import AsyncLimiter
 
+from worker import freshness
 from worker.aws_errors import mapped
 from worker.errors import AccessDenied, ConfigError
 from worker.keys import KeyLayout
-from worker.manifest import is_current as is_current_manifest
 from worker.presets import Preset
 from worker.storage import ObjectHead
 
 log = structlog.get_logger(__name__)
 
 EVENT_NAME = "ObjectCreated:Backfill"  # any ObjectCreated:* is work for the worker; this one says why
-SOURCE_ETAG = "thumbx-source-etag"
-Verdict = Literal["missing", "stale", "done", "not_work", "too_old"]
+Verdict = freshness.Verdict | Literal["not_work", "too_old"]
 
 
 # --- pure ---------------------------------------------------------------------------------------------------
@@ -54,30 +54,6 @@ class SourceObject:
     etag: str
     size: int
     last_modified: datetime
-
-
-def recorded_etag(head: ObjectHead | None) -> str | None:
-    """The source ETag an output says it was rendered from: None if absent, "" if it does not say."""
-    return None if head is None else head.metadata.get(SOURCE_ETAG, "")
-
-
-def recorded_manifest_etag(head: ObjectHead | None) -> str | None:
-    """:func:`recorded_etag` of a manifest: "" (stale) too when its schema is not the current one."""
-    if head is not None and not is_current_manifest(head.metadata):
-        return ""
-    return recorded_etag(head)
-
-
-def verdict(source_etag: str, recorded: Sequence[str | None]) -> Verdict:
-    """``missing`` if any output is absent, ``stale`` if any was rendered from other bytes, else ``done``.
-
-    ``recorded`` holds, per planned output, the source ETag its metadata records (None when absent).
-    """
-    if any(r is None for r in recorded):
-        return "missing"
-    if any(r != source_etag for r in recorded):
-        return "stale"
-    return "done"
 
 
 def screen(obj: SourceObject, layout: KeyLayout, since: datetime | None) -> Verdict | None:
@@ -197,6 +173,7 @@ class Backfill:
         self._batch = max(1, min(10, int(plan.rate)))
         self._checks = asyncio.Semaphore(plan.check_concurrency)
         self._backlog_checked_at = float("-inf")
+        self._fingerprint = freshness.presets_fingerprint(plan.presets)
         self.counts = Counts()
 
     async def run(self) -> Counts:
@@ -264,19 +241,20 @@ class Backfill:
         manifest_key = self._plan.layout.manifest_key(obj.key) if self._plan.manifest else None
         if manifest_key is not None:
             planned.append(manifest_key)
-        recorded: list[str | None] = []
+        wanted = freshness.Wanted(obj.etag, self._fingerprint)
+        verdicts: list[freshness.Verdict] = []
         async with self._checks:
             # One listing of the object's thumbnail folder says what exists (a never-rendered object costs
-            # one request); only existing outputs are HEADed for their source ETag, stopping at a stale one.
+            # one request); only existing outputs are HEADed for their metadata, stopping at a stale one.
             # Listing rather than HEADing a missing key keeps "missing" a 404 question, not a 403 one.
             existing = await self._list_folder(planned[0].rsplit("/", 1)[0] + "/")
             for key in planned:
-                read = recorded_manifest_etag if key == manifest_key else recorded_etag
                 head = await self._store.head(self._plan.bucket, key) if key in existing else None
-                recorded.append(read(head) if key in existing else None)
-                if verdict(obj.etag, recorded) != "done":
+                metadata = None if head is None else head.metadata
+                verdicts.append(freshness.verdict(metadata, wanted, manifest=key == manifest_key))
+                if verdicts[-1] != "done":
                     break
-        return verdict(obj.etag, recorded)
+        return freshness.worst(verdicts)
 
     async def _list_folder(self, folder: str) -> set[str]:
         with mapped(f"ListObjectsV2 s3://{self._plan.bucket}/{folder}"):

@@ -1,8 +1,9 @@
 """Process a batch of queued records and decide each one's fate: the core the Lambda shim shares.
 
 A *record* is one SQS message (or one record of a direct S3 / EventBridge event): a body holding zero or
-more S3 object references. Its fate follows from the outcomes of its references, exactly as in the
-service's consumer (:func:`fate_of`):
+more S3 object references. Its fate (:data:`worker.fate.Fate`) follows from the outcomes of its
+references, exactly as in the service's consumer (:func:`worker.dead_letter.final_fate`), and is counted
+and logged (``message_done``) by the same :class:`worker.fate.FateObserver`:
 
 * ``done``          every reference succeeded or was ignored on purpose -> acknowledged;
 * ``dead_lettered`` a permanent failure, or any failure on the source queue's last receive
@@ -12,6 +13,8 @@ service's consumer (:func:`fate_of`):
 
 The processor holds no AWS client of its own: it gets the pipeline and the DLQ sink from
 :func:`worker.service.open_runtime`, so the ECS service and the Lambda shim render with the same code.
+Per batch it also counts the records received, acknowledged (``thumbx_messages_deleted_total``: SQS
+records the event source mapping deletes) and retried, for the Lambda's EMF document.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import structlog
 
@@ -35,13 +37,13 @@ from worker.dead_letter import (
 )
 from worker.errors import ThumbxError, TransientError
 from worker.events import parse_body
+from worker.fate import FIFO_ORDER, NO_DLQ_CONFIGURED, TIME_GUARD, Fate, FateObserver
 from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline
 from worker.settings import Reader
 
 log = structlog.get_logger(__name__)
 
-Fate = Literal["done", "dead_lettered", "retry", "unstarted"]
 RemainingMillis = Callable[[], int]
 RedriveSource = Callable[[], Awaitable[RedrivePolicy | None]]
 """Answers the source queue's redrive policy (read once, when a record first needs it)."""
@@ -62,6 +64,7 @@ class BatchRecord:
     message_id: str | None = None
     label: str = ""
     receive_count: int = 1
+    sent_timestamp: str | None = None  # SQS SentTimestamp (epoch ms): the end-to-end latency's start
 
     @property
     def name(self) -> str:
@@ -128,6 +131,7 @@ class BatchProcessor:
         self._settings = settings
         self._dlq = dead_letters
         self._metrics = metrics or Metrics()
+        self._fates = FateObserver(self._metrics)
         self._redrive = redrive  # the SQS source queue's policy: its last receive is dead-lettered here
 
     async def process(
@@ -151,7 +155,18 @@ class BatchProcessor:
         counts: dict[str, int] = {}
         for result in results:
             counts[result.fate] = counts.get(result.fate, 0) + 1
-        return BatchReport(tuple(results), counts)
+        report = BatchReport(tuple(results), counts)
+        self._count(report)
+        return report
+
+    def _count(self, report: BatchReport) -> None:
+        retried = len(report.retry)
+        acked = sum(1 for r in report.results if not r.needs_retry and r.record.message_id is not None)
+        self._metrics.inc("thumbx_messages_received_total", len(report.results))
+        if acked:
+            self._metrics.inc("thumbx_messages_deleted_total", acked)
+        if retried:
+            self._metrics.inc("thumbx_messages_retried_total", retried)
 
     async def _in_order(
         self, records: Sequence[BatchRecord], remaining_ms: RemainingMillis | None
@@ -162,7 +177,7 @@ class BatchProcessor:
             results.append(result)
             if result.needs_retry:  # FIFO: later records must not overtake this one
                 results.extend(
-                    RecordResult(r, "unstarted", reason="fifo_order") for r in records[index + 1 :]
+                    RecordResult(r, "unstarted", reason=FIFO_ORDER.slug) for r in records[index + 1 :]
                 )
                 break
         return results
@@ -170,8 +185,8 @@ class BatchProcessor:
     async def _guarded(self, record: BatchRecord, remaining_ms: RemainingMillis | None) -> RecordResult:
         if remaining_ms is not None and remaining_ms() < self._settings.safety_margin_ms:
             self._metrics.inc("thumbx_records_unstarted_total")
-            log.warning("record_unstarted", record=record.name, reason="time_guard")
-            return RecordResult(record, "unstarted", reason="time_guard")
+            log.warning("record_unstarted", record=record.name, reason=TIME_GUARD.slug)
+            return RecordResult(record, "unstarted", reason=TIME_GUARD.slug)
         return await self.process_record(record)
 
     async def process_record(self, record: BatchRecord) -> RecordResult:
@@ -203,15 +218,16 @@ class BatchProcessor:
 
     async def _handle(self, record: BatchRecord) -> RecordResult:
         started = time.perf_counter()
-        outcomes = tuple([await self._pipeline.process(item) for item in parse_body(record.body)])
+        items = parse_body(record.body)
+        outcomes = tuple([await self._pipeline.process(item) for item in items])
         fate: Fate = fate_of(outcomes)
-        if fate == "retry" and await self._last_receive(record):
+        if fate == "retry" and await self._last_receive(record):  # final_fate, the policy read lazily
             fate = "dead_lettered"
         reason = next((o.reason for o in outcomes if not o.ok), "")
         if fate == "dead_lettered":
             fate, reason = await self._dead_letter(record, outcomes)
         result = RecordResult(record, fate, outcomes, reason)
-        self._record(result, (time.perf_counter() - started) * 1000)
+        self._record(result, items, (time.perf_counter() - started) * 1000)
         return result
 
     async def _dead_letter(self, record: BatchRecord, outcomes: Sequence[Outcome]) -> tuple[Fate, str]:
@@ -219,7 +235,7 @@ class BatchProcessor:
             # Leave it to the queue's redrive policy (maxReceiveCount), as the service does.
             reason = dead_letter_attributes(record.name, outcomes)["thumbx-reason"]
             log.warning("no_dlq_configured", record=record.name, reason=reason)
-            return "retry", "no_dlq_configured"
+            return "retry", NO_DLQ_CONFIGURED.slug
         try:
             return "dead_lettered", await send_dead_letter(
                 self._dlq,
@@ -233,24 +249,14 @@ class BatchProcessor:
             log.warning("dead_letter_failed", record=record.name, error=str(exc), reason=exc.reason)
             return "retry", exc.reason
 
-    def _record(self, result: RecordResult, elapsed_ms: float) -> None:
-        for outcome in result.outcomes:
-            self._metrics.inc("thumbx_records_total", status=outcome.status, reason=outcome.reason)
-        self._metrics.observe("thumbx_message_seconds", elapsed_ms / 1000)  # the service's histogram
-        getattr(log, "info" if result.fate == "done" else "warning")(
-            "message_done",
-            message_id=result.record.name,
-            fate=result.fate,
-            receive_count=result.record.receive_count,
-            elapsed_ms=round(elapsed_ms, 1),
-            records=[
-                {
-                    "status": o.status,
-                    "reason": o.reason,
-                    "key": o.key,
-                    "outputs": list(o.outputs),
-                    **({"detail": o.detail} if o.detail else {}),
-                }
-                for o in result.outcomes
-            ],
+    def _record(self, result: RecordResult, items: Sequence[object], elapsed_ms: float) -> None:
+        record = result.record
+        self._fates.settled(
+            record.name,
+            record.receive_count,
+            result.fate,
+            items,
+            result.outcomes,
+            elapsed_ms / 1000,
+            sent_timestamp=record.sent_timestamp,
         )

@@ -33,8 +33,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
 
 import structlog
 
@@ -48,19 +46,17 @@ from worker.dead_letter import (
     send_unexpected,
 )
 from worker.errors import ThumbxError, TransientError
-from worker.events import ObjectRef, parse_body
+from worker.events import parse_body
+from worker.fate import CREDENTIAL_REASONS, QUEUE_WORDS, UNEXPECTED, Fate, FateObserver
 from worker.observability import Metrics
 from worker.pipeline import Outcome, Pipeline
 from worker.queue import Message, MessageQueue
 
 log = structlog.get_logger(__name__)
 
-Fate = Literal["delete", "retry", "dead_letter"]
 OutcomeObserver = Callable[[Message, Sequence[Outcome]], None]
 ReadinessGate = Callable[[], Awaitable[object]]
 """Raises a ThumbxError (e.g. CredentialsUnavailable) when the worker should not receive now."""
-
-CREDENTIAL_REASONS = frozenset({"credentials_unavailable"})
 
 
 @dataclass(frozen=True)
@@ -78,14 +74,6 @@ class ConsumerConfig:
     @property
     def heartbeat_interval(self) -> float:
         return max(0.5, self.visibility_timeout / 4)
-
-
-_FATES: dict[str, Fate] = {"done": "delete", "retry": "retry", "dead_lettered": "dead_letter"}
-
-
-def decide(outcomes: Sequence[Outcome], receive_count: int = 1, redrive: RedrivePolicy | None = None) -> Fate:
-    """The Lambda shim's rule (:func:`worker.dead_letter.final_fate`), in the queue's own words."""
-    return _FATES[final_fate(outcomes, receive_count, redrive)]
 
 
 def retry_delay(receive_count: int, config: ConsumerConfig) -> int:
@@ -155,6 +143,7 @@ class Consumer:
         self._pipeline = pipeline
         self._config = config
         self._metrics = metrics or Metrics()
+        self._fates = FateObserver(self._metrics, words=QUEUE_WORDS)  # message_done in the queue's words
         self._dlq = dead_letters
         self._observer = observer
         self._gate = gate
@@ -205,7 +194,7 @@ class Consumer:
                 except Exception as exc:  # unmapped (a bug): pause like an outage, never end the loop
                     log.exception("receive_failed")
                     await self._pause(
-                        TransientError(f"{type(exc).__name__}: {exc}", reason="unexpected"), stop_wait
+                        TransientError(f"{type(exc).__name__}: {exc}", reason=UNEXPECTED.slug), stop_wait
                     )
                     continue
                 if messages is None:
@@ -331,11 +320,11 @@ class Consumer:
                 return
             lease.settled = True
             message = lease.message  # the newest receipt handle, if it was redelivered meanwhile
-            fate = decide(outcomes, message.receive_count, self._redrive)
+            fate: Fate = final_fate(outcomes, message.receive_count, self._redrive)
             if any(o.reason in CREDENTIAL_REASONS for o in outcomes):
                 self._trip_credentials_pause()
             try:
-                if fate == "delete":
+                if fate == "done":
                     await self._schedule_delete(message)
                 elif fate == "retry":
                     delay = retry_delay(message.receive_count, self._config)
@@ -345,7 +334,9 @@ class Consumer:
                     await self._dead_letter(message, outcomes)
             except ThumbxError as exc:
                 # Could not ack/retry/dead-letter: the message reappears after its visibility timeout.
-                log.warning("ack_failed", message_id=message.message_id, fate=fate, error=str(exc))
+                log.warning(
+                    "ack_failed", message_id=message.message_id, fate=QUEUE_WORDS[fate], error=str(exc)
+                )
             self._record(message, items, outcomes, fate, time.perf_counter() - started)
         except Exception:  # a bug must not vanish silently; the message reappears by itself
             log.exception("handle_failed", message_id=lease.message.message_id)
@@ -380,7 +371,12 @@ class Consumer:
             )
             await self._schedule_delete(message)
         except ThumbxError as send_exc:
-            log.warning("ack_failed", message_id=message.message_id, fate="dead_letter", error=str(send_exc))
+            log.warning(
+                "ack_failed",
+                message_id=message.message_id,
+                fate=QUEUE_WORDS["dead_lettered"],
+                error=str(send_exc),
+            )
 
     # --- batched acks -------------------------------------------------------------------------------------
 
@@ -526,55 +522,14 @@ class Consumer:
         fate: Fate,
         elapsed_s: float,
     ) -> None:
-        now = time.time()
-        for item, outcome in zip(items, outcomes, strict=True):
-            self._metrics.inc("thumbx_records_total", status=outcome.status, reason=outcome.reason)
-            if outcome.status == "succeeded":
-                self._metrics.inc("thumbx_records_succeeded_total", reason=outcome.reason)
-                latency = _end_to_end_seconds(item, message, now)
-                if latency is not None:
-                    self._metrics.observe("thumbx_end_to_end_seconds", latency)
-            elif outcome.status == "ignored":
-                self._metrics.inc("thumbx_records_ignored_total", reason=outcome.reason)
-                if outcome.reason in LOOP_GUARD_REASONS:
-                    self._metrics.inc("thumbx_loop_guard_total", reason=outcome.reason)
-            else:
-                self._metrics.inc("thumbx_records_failed_total", reason=outcome.reason, kind=outcome.status)
-            if "render" in outcome.timings_ms:
-                self._metrics.observe("thumbx_render_seconds", outcome.timings_ms["render"] / 1000)
-        self._metrics.observe("thumbx_message_seconds", elapsed_s)
-        level = "info" if fate == "delete" else "warning"
-        getattr(log, level)(
-            "message_done",
-            message_id=message.message_id,
-            fate=fate,
-            receive_count=message.receive_count,
-            elapsed_ms=round(elapsed_s * 1000, 1),
-            records=[
-                {
-                    "status": o.status,
-                    "reason": o.reason,
-                    "key": o.key,
-                    "outputs": list(o.outputs),
-                    "timings_ms": o.timings_ms,
-                    **({"detail": o.detail} if o.detail else {}),
-                }
-                for o in outcomes
-            ],
+        self._fates.settled(
+            message.message_id,
+            message.receive_count,
+            fate,
+            items,
+            outcomes,
+            elapsed_s,
+            sent_timestamp=message.attributes.get("SentTimestamp"),
         )
         if self._observer is not None:
             self._observer(message, outcomes)
-
-
-LOOP_GUARD_REASONS = frozenset({"output_prefix", "own_output"})
-
-
-def _end_to_end_seconds(item: object, message: Message, now: float) -> float | None:
-    """Upload (event time) or enqueue (SentTimestamp) to done, in seconds."""
-    if isinstance(item, ObjectRef) and item.event_time:
-        with contextlib.suppress(ValueError):
-            return max(0.0, now - datetime.fromisoformat(item.event_time.replace("Z", "+00:00")).timestamp())
-    sent = message.attributes.get("SentTimestamp")
-    if sent and sent.isdigit():
-        return max(0.0, now - int(sent) / 1000)
-    return None

@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from worker.fate import UNEXPECTED, Fate
 
 if TYPE_CHECKING:
     from worker.observability import Metrics
     from worker.pipeline import Outcome
-
-Fate = Literal["done", "dead_lettered", "retry"]
 
 
 class DeadLetterSink(Protocol):
@@ -100,7 +100,7 @@ def dead_letter_attributes(
 def unexpected_attributes(message_id: str, exc: BaseException, receive_count: int) -> dict[str, str]:
     """Attributes for a body whose handling raised (a bug) on its last receive."""
     return {
-        "thumbx-reason": "unexpected",
+        "thumbx-reason": UNEXPECTED.slug,
         "thumbx-detail": f"{type(exc).__name__}: {exc}",
         "thumbx-key": "-",
         "thumbx-source-message-id": message_id,
@@ -132,5 +132,5 @@ async def send_unexpected(
 ) -> str:
     """Dead-letter a body whose handling raised on its last receive (reason ``unexpected``)."""
     await sink.send(body, unexpected_attributes(source_id, exc, receive_count))
-    metrics.inc("thumbx_messages_dead_lettered_total", reason="unexpected")
-    return "unexpected"
+    metrics.inc("thumbx_messages_dead_lettered_total", reason=UNEXPECTED.slug)
+    return UNEXPECTED.slug

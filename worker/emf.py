@@ -8,9 +8,11 @@ observed since then (CloudWatch computes the statistics). :func:`emf_document` i
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -105,6 +107,14 @@ class EmfReporter:
         doc = self.document()
         if doc is not None:
             log.info("metrics", **doc)
+
+    def write(self, stream: TextIO | None = None) -> None:
+        """The next document as one bare JSON line (Lambda: on stdout, which CloudWatch Logs reads as EMF)."""
+        doc = self.document()
+        if doc is not None:
+            out = stream or sys.stdout
+            out.write(json.dumps(doc, separators=(",", ":")) + "\n")
+            out.flush()
 
     async def run(self, interval: float) -> None:
         """Emit every ``interval`` seconds until cancelled (then once more, so a stop loses no counts)."""

@@ -10,7 +10,6 @@ fate from one value: succeeded, ignored on purpose, failed permanently (dead-let
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -19,17 +18,18 @@ from typing import Any, Literal
 
 import structlog
 
-from worker import manifest
+from worker import freshness, manifest
 from worker.budget import MemoryBusy, Reservation, budget_for, with_reservation
 from worker.errors import ImageTooLarge, ObjectMissing, ThumbxError, TransientError
 from worker.events import Ignored, Item, ObjectRef, Rejected
+from worker.fate import OWN_OUTPUT, UNEXPECTED
+from worker.freshness import SOURCE_SEQUENCER, presets_fingerprint
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition, render
 from worker.imaging.placeholder import SourceSummary, summarise
 from worker.keys import KeyLayout, PlannedOutput, check_metadata, source_key_digest
 from worker.limits import READ_COPIES
-from worker.manifest import is_current as is_current_manifest
 from worker.presets import Preset
-from worker.sequencer import compare, is_stale
+from worker.sequencer import is_stale
 from worker.storage import ObjectStore, StoredObject
 
 log = structlog.get_logger(__name__)
@@ -37,7 +37,6 @@ log = structlog.get_logger(__name__)
 Status = Literal["succeeded", "ignored", "permanent", "transient"]
 Renderer = Callable[[bytes, Sequence[Preset], Limits], list[Rendition]]
 OWN_OUTPUT_MARK = "thumbx-preset"  # metadata key every output carries; never present on an upload
-SOURCE_SEQUENCER = "thumbx-source-sequencer"  # the sequencer of the event the outputs were rendered for
 Rendered = tuple[list[Rendition], SourceSummary | None]
 
 
@@ -130,7 +129,7 @@ class Pipeline:
             source, (renditions, summary) = await self._fetch_and_render(ref, timings, started)
             if source is None:
                 # Loop guard, second line: something we wrote ended up under the input prefix.
-                return Outcome("ignored", "own_output", ref.bucket, ref.key, timings_ms=timings)
+                return Outcome("ignored", OWN_OUTPUT.slug, ref.bucket, ref.key, timings_ms=timings)
             mark = time.perf_counter()
             await self._write(ref, source, renditions, planned, manifest_key, summary)
             timings["put"] = _ms_since(mark)
@@ -141,7 +140,7 @@ class Pipeline:
         except Exception as exc:  # a bug or an unmapped library error: retry rather than lose the message
             timings["total"] = _ms_since(started)
             log.exception("pipeline_unexpected_error", key=ref.key)
-            err = TransientError(f"unexpected {type(exc).__name__}: {exc}", reason="unexpected")
+            err = TransientError(f"unexpected {type(exc).__name__}: {exc}", reason=UNEXPECTED.slug)
             return Outcome("transient", err.reason, ref.bucket, ref.key, detail=str(err), timings_ms=timings)
         timings["total"] = _ms_since(started)
         return Outcome(
@@ -256,18 +255,12 @@ class Pipeline:
         return None if head is None else head.metadata
 
     def _already_rendered(self, ref: ObjectRef, meta: Mapping[str, str], *, manifest: bool) -> bool:
-        """Does the marker carry this source's ETag (from the event or :meth:`_identify`), version, presets
-        (and the current manifest schema)? An event newer than the recorded one renders again even for the
-        same bytes, so the newer sequencer is what the outputs record."""
-        recorded = meta.get(SOURCE_SEQUENCER)
-        return (
-            ref.etag is not None
-            and meta.get("thumbx-source-etag") == ref.etag.strip('"')
-            and meta.get("thumbx-presets") == self._fingerprint
-            and (ref.version_id is None or meta.get("thumbx-source-version") == ref.version_id)
-            and (not manifest or is_current_manifest(meta))
-            and not (ref.sequencer and recorded and compare(ref.sequencer, recorded) == "newer")
-        )
+        """Is the marker up to date (:mod:`worker.freshness`, the backfill's rule) for this source's ETag
+        (from the event or :meth:`_identify`), version, sequencer and presets?"""
+        if ref.etag is None:
+            return False
+        wanted = freshness.Wanted(ref.etag, self._fingerprint, ref.version_id, ref.sequencer)
+        return freshness.verdict(meta, wanted, manifest=manifest) == "done"
 
     def _metadata(
         self,
@@ -281,13 +274,13 @@ class Pipeline:
         with manifests on, the manifest's mark and schema too)."""
         marks = [p.preset.name for p in planned] + ([manifest.MARK] if self._config.manifest else [])
         metadata = {
-            "thumbx-source-etag": etag.strip('"'),
+            freshness.SOURCE_ETAG: etag.strip('"'),
             "thumbx-source-key-sha256": source_key_digest(key),
-            "thumbx-presets": self._fingerprint,
+            freshness.PRESETS: self._fingerprint,
             OWN_OUTPUT_MARK: max(marks, key=len),
         }
         if version_id:
-            metadata["thumbx-source-version"] = version_id
+            metadata[freshness.SOURCE_VERSION] = version_id
         if sequencer:
             metadata[SOURCE_SEQUENCER] = sequencer
         if self._config.manifest:
@@ -362,12 +355,6 @@ class Pipeline:
                 content_type=manifest.CONTENT_TYPE,
                 metadata={**metadata, OWN_OUTPUT_MARK: manifest.MARK},
             )
-
-
-def presets_fingerprint(presets: Sequence[Preset]) -> str:
-    """Short stable digest of the preset list: outputs rendered with other presets are not 'done'."""
-    text = repr(tuple(presets))  # every field of the frozen dataclasses, deterministic across processes
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _ms_since(start: float) -> float:

@@ -24,6 +24,7 @@ from worker.cmd_backfill import run_backfill
 from worker.config import Settings
 from worker.errors import AccessDenied
 from worker.events import ObjectRef, parse_body
+from worker.freshness import presets_fingerprint
 from worker.policies import StorageScope
 from worker.provision import Deployment, admin_client
 
@@ -62,20 +63,30 @@ def seed_bucket(deployment: Deployment, settings: Settings) -> None:
     s3.put_object(Bucket=deployment.bucket, Key="input/folder/", Body=b"")  # a console "folder"
     s3.put_object(Bucket=deployment.bucket, Key="elsewhere/x.jpg", Body=jpeg_bytes())  # outside the prefix
 
+    fingerprint = presets_fingerprint(settings.presets)
+
     def thumbnails(key: str, source_etag: str, only: int | None = None) -> None:
         for planned in settings.layout.outputs(key, settings.presets)[:only]:
             s3.put_object(
                 Bucket=deployment.bucket,
                 Key=planned.key,
                 Body=b"thumb",
-                Metadata={"thumbx-source-etag": source_etag, "thumbx-preset": planned.preset.name},
+                Metadata={
+                    "thumbx-source-etag": source_etag,
+                    "thumbx-presets": fingerprint,
+                    "thumbx-preset": planned.preset.name,
+                },
             )
         if only is None and settings.manifest:  # the manifest is written last, after every rendition
             s3.put_object(
                 Bucket=deployment.bucket,
                 Key=settings.layout.manifest_key(key),
                 Body=b"{}",
-                Metadata={"thumbx-source-etag": source_etag, "thumbx-manifest-schema": "1"},
+                Metadata={
+                    "thumbx-source-etag": source_etag,
+                    "thumbx-presets": fingerprint,
+                    "thumbx-manifest-schema": "1",
+                },
             )
 
     etag = {k: s3.head_object(Bucket=deployment.bucket, Key=k)["ETag"].strip('"') for k in (DONE, PARTIAL)}

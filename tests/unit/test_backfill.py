@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from worker.backfill import Backfill, BackfillPlan, SourceObject, parse_since, s3_event, screen, verdict
+from worker.backfill import Backfill, BackfillPlan, SourceObject, parse_since, s3_event, screen
 from worker.backfill_policy import backfill_operator_policy
 from worker.cmd_backfill import queue_arn_from_url
 from worker.errors import ConfigError
 from worker.events import ObjectRef, parse_document
+from worker.freshness import Wanted, presets_fingerprint, verdict, worst
 from worker.keys import KeyLayout
 from worker.policies import StorageScope
 from worker.presets import parse_presets
@@ -21,6 +22,7 @@ from worker.storage import ObjectHead
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 PRESETS = parse_presets("sm:128:webp,lg:1024:jpeg")
+FINGERPRINT = presets_fingerprint(PRESETS)
 
 
 def obj(key: str, etag: str = "e1", when: datetime = NOW) -> SourceObject:
@@ -28,10 +30,18 @@ def obj(key: str, etag: str = "e1", when: datetime = NOW) -> SourceObject:
 
 
 def test_verdict_missing_stale_done() -> None:
-    assert verdict("e1", ["e1", None]) == "missing"
-    assert verdict("e1", ["e1", "e0"]) == "stale"
-    assert verdict("e1", ["e1", ""]) == "stale", "an output that does not say what it came from is redone"
-    assert verdict("e1", ["e1", "e1"]) == "done"
+    def recorded(etags: list[str | None]) -> str:
+        """The backfill's verdict over outputs recording these source ETags (None: absent)."""
+        return worst(
+            verdict(None if e is None else {"thumbx-source-etag": e, "thumbx-presets": FINGERPRINT}, wanted)
+            for e in etags
+        )
+
+    wanted = Wanted("e1", FINGERPRINT)
+    assert recorded(["e1", None]) == "missing"
+    assert recorded(["e1", "e0"]) == "stale"
+    assert recorded(["e1", ""]) == "stale", "an output that does not say what it came from is redone"
+    assert recorded(["e1", "e1"]) == "done"
 
 
 def test_screen_refuses_what_the_worker_would_ignore_and_old_objects() -> None:
@@ -94,9 +104,10 @@ def test_queue_arn_from_url() -> None:
 
 
 class FakeS3:
-    def __init__(self, keys: list[str], outputs: dict[str, str]) -> None:
+    def __init__(self, keys: list[str], outputs: dict[str, str], fingerprint: str = FINGERPRINT) -> None:
         self.contents = [{"Key": k, "ETag": '"e1"', "Size": 10, "LastModified": NOW} for k in keys]
         self.outputs = outputs  # output key -> recorded source etag
+        self.fingerprint = fingerprint  # the presets every output records it was rendered with
 
     def get_paginator(self, _name: str) -> Any:
         contents = self.contents
@@ -116,7 +127,8 @@ class FakeS3:
 
     async def head(self, _bucket: str, key: str) -> ObjectHead | None:
         etag = self.outputs.get(key)
-        return None if etag is None else ObjectHead(etag="x", metadata={"thumbx-source-etag": etag})
+        metadata = {"thumbx-source-etag": etag, "thumbx-presets": self.fingerprint} if etag else {}
+        return None if etag is None else ObjectHead(etag="x", metadata=metadata)
 
 
 class FakeSqs:
@@ -164,3 +176,16 @@ async def test_done_objects_cost_no_send_and_partial_ones_are_sent() -> None:
     sqs = FakeSqs()
     counts = await Backfill(s3, s3, sqs, plan(max_backlog=0)).run()
     assert (counts.done, counts.enqueued) == (1, 1)
+
+
+async def test_a_preset_resized_under_the_same_name_makes_its_outputs_due() -> None:
+    outputs = {"thumbnails/a.jpg/sm.webp": "e1", "thumbnails/a.jpg/lg.jpg": "e1"}
+    before = parse_presets("sm:96:webp,lg:1024:jpeg")  # sm was 96 px when these were rendered
+    s3 = FakeS3(["input/a.jpg"], outputs, fingerprint=presets_fingerprint(before))
+    sqs = FakeSqs()
+    counts = await Backfill(s3, s3, sqs, plan(max_backlog=0)).run()
+    assert (counts.done, counts.stale, counts.enqueued) == (0, 1, 1)
+    assert sum(n for _, n in sqs.sent) == 1, "one event re-renders it with the 128 px preset"
+    current = FakeS3(["input/a.jpg"], outputs)
+    unchanged = await Backfill(current, current, FakeSqs(), plan(max_backlog=0)).run()
+    assert (unchanged.done, unchanged.enqueued) == (1, 0)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 # What only the ECS service runs: the consumer loop, the health server (aiohttp's web server and
-# prometheus_client), the EMF reporter. The Lambda shim never calls them.
+# prometheus_client). The EMF reporter, which the Lambda uses too, is imported by its first invocation.
 ECS_ONLY = ("worker.consumer", "worker.health", "worker.emf", "aiohttp.web", "prometheus_client")
 
 

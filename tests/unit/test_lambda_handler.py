@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -64,3 +65,31 @@ def test_a_record_to_retry_without_a_usable_message_id_fails_the_whole_batch(
 
     with pytest.raises(UnreportableFailure):
         shim.handler({"Records": [sqs_record('{"Event": "s3:TestEvent"}', message_id)]}, Hurried())
+
+
+def test_each_invocation_prints_one_emf_document_of_its_message_counters(
+    clean_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = {
+        "Records": [sqs_record('{"Event": "s3:TestEvent"}'), sqs_record('{"Event": "s3:TestEvent"}', "m-2")]
+    }
+    assert shim.handler(event, None) == {"batchItemFailures": []}
+    [line] = capsys.readouterr().out.splitlines()
+    doc = json.loads(line)
+    assert doc["Service"] == "thumbx-lambda"
+    assert (doc["MessagesReceived"], doc["MessagesDeleted"], doc["RecordsIgnored"]) == (2, 2, 2)
+    assert "MessagesRetried" not in doc
+    assert "RecordsFailed" not in doc
+    [directive] = doc["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "thumbx"
+    assert directive["Dimensions"] == [["Service"]]
+    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {
+        "MessagesReceived": "Count",
+        "MessagesDeleted": "Count",
+        "RecordsIgnored": "Count",
+    }
+
+    # the next invocation's document carries its own counts (deltas), not the environment's totals
+    shim.handler({"Records": [sqs_record('{"Event": "s3:TestEvent"}', "m-3")]}, None)
+    [line] = capsys.readouterr().out.splitlines()
+    assert (json.loads(line)["MessagesReceived"], json.loads(line)["RecordsIgnored"]) == (1, 1)

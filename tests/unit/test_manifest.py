@@ -10,9 +10,9 @@ from structlog.testing import capture_logs
 from tests.support import jpeg_bytes
 from tests.unit.test_pipeline_idempotency import FakeStore
 from worker import manifest
-from worker.backfill import recorded_manifest_etag
 from worker.errors import KeyTooLong
 from worker.events import ObjectRef
+from worker.freshness import Wanted, verdict
 from worker.keys import KeyLayout
 from worker.pipeline import Pipeline, PipelineConfig
 from worker.presets import DEFAULT_PRESETS, parse_presets
@@ -127,13 +127,14 @@ def test_the_manifest_key_is_planned_against_s3s_key_limit() -> None:
 @pytest.mark.parametrize(
     ("head", "recorded"),
     [
-        (None, None),
-        (ObjectHead("m", {"thumbx-source-etag": "e1", "thumbx-manifest-schema": "1"}), "e1"),
-        (ObjectHead("m", {"thumbx-source-etag": "e1", "thumbx-manifest-schema": "0"}), ""),
-        (ObjectHead("m", {"thumbx-source-etag": "e1"}), ""),
+        (None, "missing"),
+        (ObjectHead("m", {"thumbx-source-etag": "e1", "thumbx-manifest-schema": "1"}), "done"),
+        (ObjectHead("m", {"thumbx-source-etag": "e1", "thumbx-manifest-schema": "0"}), "stale"),
+        (ObjectHead("m", {"thumbx-source-etag": "e1"}), "stale"),
     ],
 )
 def test_backfill_reads_an_older_or_unmarked_manifest_as_stale(
     head: ObjectHead | None, recorded: str | None
 ) -> None:
-    assert recorded_manifest_etag(head) == recorded
+    metadata = None if head is None else {**head.metadata, "thumbx-presets": "f" * 16}
+    assert verdict(metadata, Wanted("e1", "f" * 16), manifest=True) == recorded
