@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from lambda_shim import handler as shim
 from worker.batch import UnreportableFailure
@@ -64,3 +65,20 @@ def test_a_record_to_retry_without_a_usable_message_id_fails_the_whole_batch(
 
     with pytest.raises(UnreportableFailure):
         shim.handler({"Records": [sqs_record('{"Event": "s3:TestEvent"}', message_id)]}, Hurried())
+
+
+def test_deprecated_and_unknown_settings_are_logged_once_per_environment(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THUMBX_QUEUE_CREDENTIALS", "base")
+    monkeypatch.setenv("THUMBX_BUKET", "images")
+    monkeypatch.setattr(shim, "configure_logging", lambda *args: None)  # keep capture_logs' configuration
+    event = {"Records": [sqs_record('{"Event": "s3:TestEvent"}')]}
+    with capture_logs() as logs:
+        assert shim.handler(event, None) == {"batchItemFailures": []}
+        assert shim.handler(event, None) == {"batchItemFailures": []}
+    details = sorted(e["detail"] for e in logs if e["event"] == "config_warning")
+    assert details == [
+        "THUMBX_BUKET is not a thumbx setting and is ignored (did you mean THUMBX_BUCKET?)",
+        "THUMBX_QUEUE_CREDENTIALS=base is deprecated; use THUMBX_QUEUE_CREDENTIALS=compute (same meaning)",
+    ]
