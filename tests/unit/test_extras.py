@@ -87,3 +87,28 @@ def test_the_template_generator_without_pyyaml_says_how_to_install_it() -> None:
     assert proc.stderr.strip().splitlines() == [
         "worker.deploy_render needs PyYAML, which is not installed: pip install 'thumbx[dev]'"
     ]
+
+
+def test_the_dockerfile_installs_thumbx_without_extras() -> None:
+    from tools.containers.static_checks import REPO, check_plain_install
+
+    assert check_plain_install((REPO / "Dockerfile").read_text()) == []
+    with_extra = (
+        "RUN /opt/thumbx/bin/pip wheel --wheel-dir /wheels '.[ops]' \\\n    && pip install thumbx[demo]\n"
+    )
+    assert check_plain_install(with_extra) == [
+        "Dockerfile: \"pip wheel --wheel-dir /wheels '.[ops]'\" installs thumbx[ops]"
+        " (images: the plain install)",
+        "Dockerfile: 'pip install thumbx[demo]' installs thumbx[demo] (images: the plain install)",
+    ]
+
+
+def test_the_core_dependencies_name_no_extra_only_package() -> None:
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
+    core = {dep.split(">")[0].split("[")[0].lower() for dep in project["dependencies"]}
+    assert core.isdisjoint({"pyyaml", "tqdm", "aiolimiter", "moto"})
+    extras = project["optional-dependencies"]
+    assert {dep.split(">")[0] for dep in extras["ops"]} == {"tqdm", "aiolimiter"}
+    assert "thumbx[demo,ops]" in extras["dev"]
