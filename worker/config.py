@@ -47,7 +47,7 @@ class Settings:
     region: str = "us-east-1"
     endpoint_url: str | None = None
     role: RoleSettings | None = None
-    queue_credentials: QueuePlacement = "storage"  # THUMBX_QUEUE_CREDENTIALS: whose credentials read it
+    queue_credentials: QueuePlacement = "storage"  # storage: read with the role; compute: base credentials
     layout: KeyLayout = field(default_factory=KeyLayout)
     presets: tuple[Preset, ...] = field(default_factory=lambda: parse_presets(DEFAULT_PRESETS))
     manifest: bool = True  # THUMBX_MANIFEST
