@@ -32,6 +32,7 @@ from worker.config import load_settings
 from worker.errors import TransientError
 from worker.observability import configure_logging, log_loop_exception
 from worker.service import Runtime, open_runtime
+from worker.settings import warnings
 
 if TYPE_CHECKING:
     from worker.emf import EmfReporter
@@ -76,6 +77,8 @@ class Environment:
             settings = replace(settings, role=attribution.for_lambda(settings.role, os.environ, request_id))
             batch = BatchSettings.from_env(os.environ, settings.concurrency)
             configure_logging(settings.log_format, settings.log_level)
+            for warning in warnings(os.environ):  # as `thumbx` prints them: unknown names, deprecated values
+                structlog.get_logger(__name__).warning("config_warning", detail=warning)
             self.runtime = await self._stack.enter_async_context(open_runtime(settings, read_redrive=False))
             self._emf = EmfReporter(self.runtime.metrics, dimensions={"Service": "thumbx-lambda"})
             self._processor = BatchProcessor(

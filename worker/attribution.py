@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from worker.config import RoleSettings
+from worker.settings import Reader
 
 log = structlog.get_logger(__name__)
 _UNSAFE = re.compile(r"[^\w+=,.@-]")
@@ -54,7 +55,7 @@ def fetch_task_metadata(uri: str) -> Mapping[str, Any]:
 
 
 def _named(role: RoleSettings, env: Mapping[str, str], name: str) -> RoleSettings:
-    identity = role.source_identity if env.get("THUMBX_SOURCE_IDENTITY", "").strip() else name
+    identity = role.source_identity if Reader(env).given("THUMBX_SOURCE_IDENTITY") else name
     return replace(role, session_name=name, source_identity=identity)
 
 
@@ -63,7 +64,7 @@ def for_ecs_task(
 ) -> RoleSettings | None:
     """``role`` named after this ECS task, when it runs in one and no name was configured."""
     uri = env.get("ECS_CONTAINER_METADATA_URI_V4", "").strip()
-    if role is None or not uri or env.get("THUMBX_SESSION_NAME", "").strip():
+    if role is None or not uri or Reader(env).given("THUMBX_SESSION_NAME"):
         return role
     try:
         task_id = ecs_task_id(fetch(uri))
@@ -80,7 +81,7 @@ def for_lambda(
     role: RoleSettings | None, env: Mapping[str, str], request_id: str | None
 ) -> RoleSettings | None:
     """``role`` named after this Lambda execution environment, unless a name was configured."""
-    if role is None or env.get("THUMBX_SESSION_NAME", "").strip():
+    if role is None or Reader(env).given("THUMBX_SESSION_NAME"):
         return role
     identifier = lambda_environment_id(env) or request_id
     return _named(role, env, session_name("lambda", identifier)) if identifier else role

@@ -26,18 +26,21 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import quote_plus
 
 import structlog
-from aiolimiter import AsyncLimiter
 
 from worker import freshness
 from worker.aws_errors import mapped
 from worker.errors import AccessDenied, ConfigError
+from worker.extras import require
 from worker.keys import KeyLayout
 from worker.presets import Preset
 from worker.storage import ObjectHead
+
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
 
 log = structlog.get_logger(__name__)
 
@@ -169,7 +172,8 @@ class Backfill:
         self._plan = plan
         self._progress = on_progress or (lambda _c: None)
         self._clock = clock
-        self._limiter = AsyncLimiter(max(plan.rate, 1.0), 1.0)
+        limiter = require("aiolimiter", "thumbx backfill")  # the ops extra
+        self._limiter: AsyncLimiter = limiter.AsyncLimiter(max(plan.rate, 1.0), 1.0)
         self._batch = max(1, min(10, int(plan.rate)))
         self._checks = asyncio.Semaphore(plan.check_concurrency)
         self._backlog_checked_at = float("-inf")

@@ -47,7 +47,7 @@ log = structlog.get_logger(__name__)
 RemainingMillis = Callable[[], int]
 RedriveSource = Callable[[], Awaitable[RedrivePolicy | None]]
 """Answers the source queue's redrive policy (read once, when a record first needs it)."""
-DEFAULT_SAFETY_MARGIN_MS = 10_000
+DEFAULT_SAFETY_MARGIN_MS = Reader({}).integer("THUMBX_LAMBDA_SAFETY_MS")  # the table's default
 
 
 class UnreportableFailure(TransientError):
@@ -90,7 +90,7 @@ class BatchSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], concurrency: int) -> BatchSettings:
-        margin = Reader(env).integer("THUMBX_LAMBDA_SAFETY_MS", DEFAULT_SAFETY_MARGIN_MS)
+        margin = Reader(env).integer("THUMBX_LAMBDA_SAFETY_MS")
         return cls(concurrency=concurrency, safety_margin_ms=margin)
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import aioboto3
 import structlog
-from tqdm import tqdm
 
 from worker.backfill import Backfill, BackfillPlan, Counts, parse_since
 from worker.backfill_policy import backfill_operator_policy
 from worker.config import Settings, load_settings
 from worker.errors import ConfigError, ThumbxError
+from worker.extras import require
 from worker.observability import configure_logging
 from worker.policies import StorageScope
 from worker.service import client_config
@@ -165,6 +165,7 @@ class _BarDisplay:
     """A tqdm bar on the terminal: objects scanned, with enqueued / already-done / other as postfix."""
 
     def __init__(self) -> None:
+        tqdm = require("tqdm", "thumbx backfill").tqdm  # the ops extra
         self._bar = tqdm(desc="scanned", unit="obj", file=sys.stderr, dynamic_ncols=True)
 
     def update(self, counts: Counts) -> None:

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from worker.config import load_limits, load_presets
+from worker.config import RENDER_SETTINGS, load_limits, load_presets
 from worker.errors import ConfigError, ImageError
 from worker.presets import Preset, parse_presets
+from worker.settings import help_text
 
 
 def register(subparsers: Any) -> None:
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
         "render",
         help="render local image files (or folders of them) with the thumbnail presets",
         description=__doc__,
+        epilog=help_text(names=RENDER_SETTINGS),
     )
     parser.add_argument(
         "files", nargs="*", metavar="PATH", type=Path, help="image files, or folders to walk (recursively)"

@@ -26,7 +26,7 @@ from worker.settings import (
 
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 
-QueueCredentials = Literal["role", "base"]
+QueuePlacement = Literal["storage", "compute"]  # the templates' QueuePlacement: which account holds it
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Settings:
     region: str = "us-east-1"
     endpoint_url: str | None = None
     role: RoleSettings | None = None
-    queue_credentials: QueueCredentials = "role"
+    queue_credentials: QueuePlacement = "storage"  # storage: read with the role; compute: base credentials
     layout: KeyLayout = field(default_factory=KeyLayout)
     presets: tuple[Preset, ...] = field(default_factory=lambda: parse_presets(DEFAULT_PRESETS))
     manifest: bool = True  # THUMBX_MANIFEST
@@ -105,8 +105,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ):
             reader.optional(name)  # refused when set: each has no effect without THUMBX_ROLE_ARN
     queue_credentials = reader.choice("THUMBX_QUEUE_CREDENTIALS")
-    if queue_credentials == "role" and role is None:
-        queue_credentials = "base"
+    if queue_credentials == "storage" and role is None:
+        queue_credentials = "compute"  # no role to assume: only the base credentials can read it
     layout = KeyLayout(
         input_prefix=reader.text("THUMBX_INPUT_PREFIX"),
         output_prefix=reader.text("THUMBX_OUTPUT_PREFIX"),
@@ -123,7 +123,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         endpoint_url=endpoint_url,
         role=role,
-        queue_credentials="role" if queue_credentials == "role" else "base",
+        queue_credentials="storage" if queue_credentials == "storage" else "compute",
         layout=layout,
         presets=parse_presets(reader.text("THUMBX_PRESETS")),
         manifest=reader.choice("THUMBX_MANIFEST") == "on",
@@ -137,6 +137,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         limits=_limits(reader),
         **_reliability(reader),
     )
+
+
+# What ``thumbx render`` reads (its --help lists them from the table): the presets and the imaging limits.
+RENDER_SETTINGS = (
+    "THUMBX_PRESETS",
+    "THUMBX_ALLOWED_FORMATS",
+    "THUMBX_MAX_BYTES",
+    "THUMBX_MAX_PIXELS",
+    "THUMBX_MAX_FRAMES",
+    "THUMBX_MAX_PROGRESSIVE_PIXELS",
+    "THUMBX_RENDER_MEMORY_MB",
+    "THUMBX_RENDER_TIMEOUT",
+)
 
 
 def load_limits(env: Mapping[str, str] | None = None) -> Limits:

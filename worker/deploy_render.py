@@ -21,7 +21,12 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+try:
+    import yaml
+except ImportError as exc:  # repo tooling: the plain install (service image, Lambda package) has no PyYAML
+    raise SystemExit(
+        "worker.deploy_render needs PyYAML, which is not installed: pip install 'thumbx[dev]'"
+    ) from exc
 
 from worker.deploy_spec import IDENTITY_DOCUMENTS, DeploySpec, render_all
 from worker.policies import Policy

@@ -297,7 +297,7 @@ class Doctor:
         )
 
     def queue(self, role: boto3.Session | None) -> None:
-        session = role if self.settings.queue_credentials == "role" else self.worker
+        session = role if self.settings.queue_credentials == "storage" else self.worker
         names = ("queue-dead-letter", "queue-visibility")
         attributes: dict[str, str] | None = None
         if session is not None:

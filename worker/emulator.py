@@ -12,7 +12,7 @@ from typing import Any, Self
 import boto3
 from botocore.config import Config
 
-from worker.errors import ConfigError
+from worker.extras import require
 
 ClientFactory = Callable[[str, str], Any]
 """(service, account_id) -> a boto3 client acting as that account's administrator."""
@@ -48,15 +48,11 @@ class MotoEmulator(LoopbackServer):
         self.endpoint_url = ""
 
     def start(self) -> str:
-        try:
-            from moto.server import ThreadedMotoServer
-        except ImportError as exc:  # the service image and the Lambda package leave the emulator out
-            raise ConfigError(
-                "the embedded emulator is not installed: pip install 'thumbx[demo]' (moto[server])"
-            ) from exc
+        # the service image and the Lambda package leave the emulator out (the demo extra)
+        threaded_moto_server = require("moto.server", "the embedded emulator").ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server = threaded_moto_server(ip_address=self._host, port=self._port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

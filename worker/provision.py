@@ -64,7 +64,7 @@ class Deployment:
     admin_keys: Keys
     input_prefix: str = "input/"
     output_prefix: str = "thumbnails/"
-    queue_credentials: Literal["role", "base"] = "role"
+    queue_credentials: Literal["storage", "compute"] = "storage"  # where the queue lives
 
     def worker_env(self) -> dict[str, str]:
         """The environment `thumbx worker` needs to run as account A's worker against this deployment."""
@@ -191,7 +191,7 @@ def provision(
         admin_keys=admin_keys,
         input_prefix=names.input_prefix,
         output_prefix=names.output_prefix,
-        queue_credentials="base" if queue_in_a else "role",
+        queue_credentials="compute" if queue_in_a else "storage",
     )
 
 

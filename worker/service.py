@@ -116,7 +116,7 @@ async def open_runtime(
             first=lambda fetch: wait("assume_role", fetch),
         )
     storage_session = role.session if role else base
-    queue_session = role.session if (role and settings.queue_credentials == "role") else base
+    queue_session = role.session if (role and settings.queue_credentials == "storage") else base
     client_args: dict[str, Any] = {
         "region_name": settings.region,
         "endpoint_url": settings.endpoint_url,

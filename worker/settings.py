@@ -51,6 +51,7 @@ class Setting:
     shown_default: str | None = None
     needs: str | None = None  # another variable without which this one has no effect
     scope: Scope = "all"
+    renamed: tuple[tuple[str, str], ...] = ()  # (old value, current value): accepted with a warning
 
     @property
     def type_text(self) -> str:
@@ -109,9 +110,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("THUMBX_SESSION_SECONDS", "integer", "`DurationSeconds` (role chaining caps sessions at 1 h)",
             "3600", default=str(MAX_SESSION_SECONDS), low=MIN_SESSION_SECONDS, high=MAX_SESSION_SECONDS,
             needs="THUMBX_ROLE_ARN"),
-    Setting("THUMBX_QUEUE_CREDENTIALS", "choice", "`role`: the queue lives in B, read with the assumed role; "
-            "`base`: it lives in A", "base", default="role", choices=("role", "base"),
-            shown_default="`role` (`base` without `THUMBX_ROLE_ARN`)"),
+    Setting("THUMBX_QUEUE_CREDENTIALS", "choice", "where the queue lives, as the templates' "
+            "`QueuePlacement`: `storage` (B, read with the assumed role) or `compute` (A, the base "
+            "credentials); `role` / `base` are deprecated spellings", "compute", default="storage",
+            choices=("storage", "compute"), renamed=(("role", "storage"), ("base", "compute")),
+            shown_default="`storage` (`compute` without `THUMBX_ROLE_ARN`)"),
     # --- what to render
     Setting("THUMBX_INPUT_PREFIX", "prefix", "keys that are work; must not overlap the output prefix",
             "uploads/", default="input/"),
@@ -261,6 +264,11 @@ class Reader:
             self._check(BY_NAME[name], value)
         return value
 
+    def given(self, name: str) -> bool:
+        """Whether ``name`` is set to something (its value unchecked): a computed default applies only
+        when the operator left it unset."""
+        return bool(self.env.get(BY_NAME[name].name, "").strip())
+
     def text(self, name: str, default: str | None = None) -> str:
         """The value, or ``default`` (else the table's default) when unset."""
         value = self.optional(name)
@@ -289,7 +297,8 @@ class Reader:
 
     def choice(self, name: str) -> str:
         setting = BY_NAME[name]
-        value = self.text(name).lower()
+        given = self.text(name).lower()
+        value = dict(setting.renamed).get(given, given)
         if value not in setting.choices:
             raise with_example(setting, f"{name}: {value!r} is not one of {', '.join(setting.choices)}")
         return value
@@ -366,9 +375,21 @@ def unknown_names(env: Mapping[str, str]) -> list[str]:
     return warnings
 
 
+def renamed_values(env: Mapping[str, str]) -> list[str]:
+    """One warning per setting given a deprecated spelling of its value (still accepted)."""
+    found = []
+    for setting in SETTINGS:
+        old = env.get(setting.name, "").strip().lower()
+        current = dict(setting.renamed).get(old)
+        if current is not None:
+            found.append(f"{setting.name}={old} is deprecated; use {setting.name}={current} (same meaning)")
+    return found
+
+
 def warnings(env: Mapping[str, str]) -> list[str]:
-    """What is worth a word without refusing to start: unknown names, a queue host off the endpoint."""
-    found = unknown_names(env)
+    """What is worth a word without refusing to start: unknown names, deprecated values, a queue host off
+    the endpoint."""
+    found = unknown_names(env) + renamed_values(env)
     endpoint = env.get("THUMBX_ENDPOINT_URL", "").strip() or None
     for name in ("THUMBX_QUEUE_URL", "THUMBX_DLQ_URL"):
         url = env.get(name, "").strip()
@@ -402,11 +423,12 @@ def markdown_table(settings: Sequence[Setting] = SETTINGS) -> str:
     return "\n".join(rows)
 
 
-def help_text(scope: Scope = "worker") -> str:
-    """Plain-text list for ``--help``: every variable with its default and meaning."""
+def help_text(scope: Scope = "worker", names: Sequence[str] | None = None) -> str:
+    """Plain-text list for ``--help``: every variable of ``scope`` (or only ``names``) with its default and
+    meaning."""
     lines = ["environment variables (a missing or invalid one exits 2 with one line naming it):"]
     for s in SETTINGS:
-        if s.scope not in ("all", scope):
+        if s.scope not in ("all", scope) or (names is not None and s.name not in names):
             continue
         default = _plain(s.default_text)
         lines.append(f"  {s.name:<30} default: {default}")

@@ -122,6 +122,15 @@ def test_compose_up_turns_an_upload_into_thumbnails(
             tag, ["-I", "-c", absent], entrypoint=["python"], network_mode="none", remove=True
         )
         assert out.strip() == b"True True", f"{tag} ships the demo emulator"
+    # nor the operator and tooling extras: tqdm, aiolimiter (`ops`), PyYAML (`dev`)
+    extras = (
+        "import importlib.util as u; print([m for m in ('tqdm', 'aiolimiter', 'yaml') if u.find_spec(m)])"
+    )
+    for tag in (THUMBX_IMAGE, "thumbx-lambda:local"):
+        out = client.containers.run(
+            tag, ["-I", "-c", extras], entrypoint=["python"], network_mode="none", remove=True
+        )
+        assert out.strip() == b"[]", f"{tag} ships an extra: {out!r}"
 
     port = free_port()
     project = f"thumbx-ctest-{uuid.uuid4().hex[:8]}"

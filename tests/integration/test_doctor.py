@@ -199,7 +199,7 @@ def test_the_emulator_carries_the_shipped_documents(deployment: Deployment) -> N
 
 @pytest.mark.parametrize("names", [Names(queue_in="a")])
 def test_queue_in_the_compute_account_is_checked_with_its_own_credentials(deployment: Deployment) -> None:
-    assert deployment.queue_credentials == "base"
+    assert deployment.queue_credentials == "compute"
     checks = _doctor(deployment)
     assert _failures(checks) == []
     assert checks["queue-dead-letter"].status is Status.PASSED

@@ -1,6 +1,6 @@
 """The Lambda shim with the queue in account A (the natural place for a Lambda event source): thumbnails
 are still written in B through ThumbXRole, while a poison record is dead-lettered in A with A's own
-credentials (THUMBX_QUEUE_CREDENTIALS=base)."""
+credentials (THUMBX_QUEUE_CREDENTIALS=compute)."""
 
 from __future__ import annotations
 

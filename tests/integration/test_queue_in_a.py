@@ -24,7 +24,7 @@ async def test_worker_reads_queue_in_a_and_writes_through_the_role(
 ) -> None:
     assert deployment.queue_url.split("/")[-2] == deployment.account_a
     settings = worker_settings(deployment)
-    assert settings.queue_credentials == "base"
+    assert settings.queue_credentials == "compute"
     admin_client(deployment, "s3").put_object(
         Bucket=deployment.bucket, Key="input/from a queue.jpg", Body=jpeg_bytes(800, 600)
     )

@@ -179,7 +179,7 @@ def test_permanent_failures_are_dead_lettered_by_whoever_reads_the_queue(
         "lambda": _props(compute, "Function")["Environment"]["Variables"],
     }
     for env in envs.values():
-        assert env["THUMBX_QUEUE_CREDENTIALS"] == {"Fn::If": ["QueueInCompute", "base", "role"]}
+        assert env["THUMBX_QUEUE_CREDENTIALS"] == {"Ref": "QueuePlacement"}  # storage | compute
         local, remote = env["THUMBX_DLQ_URL"]["Fn::If"][1:]
         assert env["THUMBX_DLQ_URL"]["Fn::If"][0] == "QueueInCompute"
         assert local == {"Ref": "DeadLetterQueue"}

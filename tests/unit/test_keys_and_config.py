@@ -47,7 +47,7 @@ def test_defaults() -> None:
     assert settings.role is not None
     assert settings.role.duration_seconds == 3600
     assert settings.role.session_name == "thumbx-worker"
-    assert settings.queue_credentials == "role"
+    assert settings.queue_credentials == "storage"
     assert [p.name for p in settings.presets] == ["sm", "md", "lg"]
 
 

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from lambda_shim import handler as shim
 from worker.batch import UnreportableFailure
@@ -93,3 +94,20 @@ def test_each_invocation_prints_one_emf_document_of_its_message_counters(
     shim.handler({"Records": [sqs_record('{"Event": "s3:TestEvent"}', "m-3")]}, None)
     [line] = capsys.readouterr().out.splitlines()
     assert (json.loads(line)["MessagesReceived"], json.loads(line)["RecordsIgnored"]) == (1, 1)
+
+
+def test_deprecated_and_unknown_settings_are_logged_once_per_environment(
+    clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("THUMBX_QUEUE_CREDENTIALS", "base")
+    monkeypatch.setenv("THUMBX_BUKET", "images")
+    monkeypatch.setattr(shim, "configure_logging", lambda *args: None)  # keep capture_logs' configuration
+    event = {"Records": [sqs_record('{"Event": "s3:TestEvent"}')]}
+    with capture_logs() as logs:
+        assert shim.handler(event, None) == {"batchItemFailures": []}
+        assert shim.handler(event, None) == {"batchItemFailures": []}
+    details = sorted(e["detail"] for e in logs if e["event"] == "config_warning")
+    assert details == [
+        "THUMBX_BUKET is not a thumbx setting and is ignored (did you mean THUMBX_BUCKET?)",
+        "THUMBX_QUEUE_CREDENTIALS=base is deprecated; use THUMBX_QUEUE_CREDENTIALS=compute (same meaning)",
+    ]

@@ -250,3 +250,63 @@ async def test_service_refuses_a_health_port_taken_after_the_start_up_check() ->
         settings = load_settings(BASE | {"THUMBX_HEALTH_PORT": str(port)})
         with pytest.raises(ConfigError, match=f"THUMBX_HEALTH_PORT: cannot listen on 127.0.0.1:{port}"):
             await service.run(settings, handle_signals=False)
+
+
+@pytest.mark.parametrize(("old", "current"), [("role", "storage"), ("base", "compute"), ("BASE", "compute")])
+def test_the_old_queue_placement_spelling_still_works_with_a_deprecation_warning(
+    old: str, current: str
+) -> None:
+    env = BASE | {"THUMBX_ROLE_ARN": ROLE, "THUMBX_QUEUE_CREDENTIALS": old}
+    assert load_settings(env).queue_credentials == current
+    assert table.warnings(env) == [
+        f"THUMBX_QUEUE_CREDENTIALS={old.lower()} is deprecated; use THUMBX_QUEUE_CREDENTIALS={current} "
+        "(same meaning)"
+    ]
+    assert table.warnings(env | {"THUMBX_QUEUE_CREDENTIALS": current}) == []
+
+
+def test_queue_placement_uses_the_templates_vocabulary() -> None:
+    from worker.deploy_spec import QUEUE_PLACEMENTS
+
+    assert set(table.BY_NAME["THUMBX_QUEUE_CREDENTIALS"].choices) == set(QUEUE_PLACEMENTS)
+    # without a role to assume the queue can only be read with the base (compute account's) credentials
+    assert load_settings(BASE | {"THUMBX_QUEUE_CREDENTIALS": "storage"}).queue_credentials == "compute"
+
+
+def test_the_old_spelling_is_warned_about_on_the_command_line() -> None:
+    proc = _worker(BASE | {"THUMBX_QUEUE_CREDENTIALS": "base", "THUMBX_ENDPOINT_URL": "127.0.0.1:4566"})
+    assert proc.returncode == 2
+    assert "thumbx: warning: THUMBX_QUEUE_CREDENTIALS=base is deprecated" in proc.stderr
+
+
+class _Recording(dict[str, str]):
+    """An environment that remembers which names were asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def test_render_help_lists_exactly_the_variables_render_reads() -> None:
+    from worker.cli import build_parser
+    from worker.config import RENDER_SETTINGS, load_limits, load_presets
+
+    env = _Recording()
+    load_limits(env)
+    load_presets(env)
+    assert env.asked == set(RENDER_SETTINGS)
+    epilog = build_parser()._subparsers._group_actions[0].choices["render"].epilog  # type: ignore[union-attr]
+    listed = {word for word in epilog.split() if word.startswith("THUMBX_")}
+    assert listed == set(RENDER_SETTINGS)
+
+
+def test_the_lambda_safety_margin_default_is_the_tables() -> None:
+    from worker.batch import BatchSettings
+
+    default = table.BY_NAME["THUMBX_LAMBDA_SAFETY_MS"].default
+    assert BatchSettings.from_env({}, 4).safety_margin_ms == int(default or 0) == 10_000
+    assert BatchSettings().safety_margin_ms == BatchSettings.from_env({}, 4).safety_margin_ms

@@ -7,7 +7,9 @@
    ``network_mode: host`` and none joins a network (no bridge, no address outside 127.0.0.0/8);
 3. hadolint at warning level, on the Dockerfile and the stand-in images' Dockerfiles;
 4. checkov's Dockerfile checks with ``--skip-download`` (offline): any failed check fails, unless the
-   Dockerfile explains it with an inline ``# checkov:skip=ID: reason`` comment.
+   Dockerfile explains it with an inline ``# checkov:skip=ID: reason`` comment;
+5. the images install thumbx without extras (``demo``, ``ops``, ``dev`` stay out of the service image
+   and the Lambda image; the container test checks the built images for their modules).
 
 Usage: python tools/containers/static_checks.py [--bin DIR] [--checkov PATH]
 (docker-compose and hadolint from DIR, default the running venv's bin; checkov from PATH, default DIR's)
@@ -94,6 +96,20 @@ def check_host_network(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+_PIP = re.compile(r"pip\s+(?:wheel|install)\b[^\n&;|]*")
+_EXTRA = re.compile(r"(?:^|\s)['\"]?(?:\.|thumbx)\[([^\]]*)\]")
+
+
+def check_plain_install(dockerfile: str, name: str = "Dockerfile") -> list[str]:
+    """Every pip command that installs thumbx itself names no extra."""
+    text = dockerfile.replace("\\\n", " ")  # continuation lines: one command per line
+    return [
+        f"{name}: {match.group(0).strip()!r} installs thumbx[{extra.group(1)}] (images: the plain install)"
+        for match in _PIP.finditer(text)
+        for extra in _EXTRA.finditer(match.group(0))
+    ]
+
+
 def hadolint(bin_dir: Path) -> list[str]:
     result = run([str(bin_dir / "hadolint"), "--failure-threshold", "warning", *map(str, DOCKERFILES)])
     return [] if result.returncode == 0 else [f"hadolint:\n{result.stdout}{result.stderr}"]
@@ -135,6 +151,7 @@ def main(argv: list[str]) -> int:
     problems += found + check_builds(base) + check_ports(base)
     found, host = compose_config(bin_dir / "docker-compose", [COMPOSE, HOST_OVERRIDE])
     problems += found + check_builds(host) + check_host_network(host)
+    problems += check_plain_install((REPO / "Dockerfile").read_text())
     problems += hadolint(bin_dir)
     problems += checkov(args.checkov or bin_dir / "checkov")
     for problem in problems:
