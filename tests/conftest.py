@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import shared_dir
-from worker.emulator import MotoEmulator, moto_client_factory
-from worker.provision import Deployment, Names, provision
+from worker.demo.emulator import MotoEmulator, moto_client_factory
+from worker.ops.provision import Deployment, Names, provision
 
 
 @pytest.fixture(scope="session")

@@ -33,12 +33,12 @@ from tests.reliability import (
     upload,
 )
 from tests.support import REPO, running_worker, wait_until, worker_settings
-from worker.emulator import MotoEmulator, moto_client_factory
-from worker.errors import ServiceUnavailable
+from worker.aws.s3 import S3Store, StoredObject
+from worker.core.errors import ServiceUnavailable
+from worker.core.presets import Preset
+from worker.demo.emulator import MotoEmulator, moto_client_factory
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
-from worker.presets import Preset
-from worker.provision import Deployment, Names, admin_client
-from worker.storage import S3Store, StoredObject
+from worker.ops.provision import Deployment, Names, admin_client
 
 MAX_RECEIVES = 2
 
@@ -198,7 +198,7 @@ def _get(url: str) -> tuple[int, str]:
 def _healthcheck(port: int, *, ready: bool) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBX_")}
     env |= {"THUMBX_HEALTH_PORT": str(port), "PYTHONPATH": str(REPO)}
-    thumbx = "from worker.cli import main; raise SystemExit(main())"
+    thumbx = "from worker.cli.main import main; raise SystemExit(main())"
     args = [sys.executable, "-c", thumbx, "healthcheck", *(["--ready"] if ready else [])]  # `thumbx …`
     return subprocess.run(args, env=env, cwd=REPO, capture_output=True, timeout=30, check=False).returncode
 
@@ -415,7 +415,7 @@ def test_stderr_is_only_json_under_a_connection_drop_outage(
         finally:
             worker.kill()
     raw = worker.seen("raw")
-    print(f"{len(worker.events)} stderr lines, {proxy.injected()} connections dropped or cut")
+    print(f"{len(worker.core.events)} stderr lines, {proxy.injected()} connections dropped or cut")
     assert raw == [], "\n".join(r["line"] for r in raw[:20])
     assert not worker.seen("asyncio_unhandled_exception"), worker.seen("asyncio_unhandled_exception")[:2]
     reasons = {
@@ -423,5 +423,7 @@ def test_stderr_is_only_json_under_a_connection_drop_outage(
     }
     assert "unexpected" not in reasons, "a dropped connection is an outage, not a bug"
     assert "service_unavailable" in reasons
-    assert any(e.get("logger") == "pyvips" for e in worker.events), "libvips' warning came through, as JSON"
+    assert any(e.get("logger") == "pyvips" for e in worker.core.events), (
+        "libvips' warning came through, as JSON"
+    )
     assert rendered(deployment, good)

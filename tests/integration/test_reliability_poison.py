@@ -7,7 +7,7 @@ import asyncio
 from tests.reliability import account, dead_letters, fresh_queue, image, queue_counts, upload
 from tests.support import running_worker, wait_until, worker_settings
 from tests.unit.images import lying_png
-from worker.provision import Deployment, admin_client
+from worker.ops.provision import Deployment, admin_client
 
 
 async def test_poison_messages_are_dead_lettered_once_with_their_reason(deployment: Deployment) -> None:

@@ -8,12 +8,12 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from worker.consumer import Consumer, ConsumerConfig, Lease, extension_due
-from worker.errors import CredentialsUnavailable
-from worker.events import Item, ObjectRef
-from worker.observability import Metrics
-from worker.pipeline import Outcome
-from worker.queue import BatchResult, Message
+from worker.aws.sqs import BatchResult, Message
+from worker.core.errors import CredentialsUnavailable
+from worker.core.events import Item, ObjectRef
+from worker.observability.telemetry import Metrics
+from worker.runtime.consumer import Consumer, ConsumerConfig, Lease, extension_due
+from worker.runtime.pipeline import Outcome
 
 
 def message(key: str, receive_count: int = 1) -> Message:

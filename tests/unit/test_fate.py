@@ -1,4 +1,5 @@
-"""worker.fate: one reason registry, one observer counting and logging the consumer's and the Lambda's."""
+"""worker.runtime.fate: one reason registry, one observer counting and logging the consumer's
+and the Lambda's."""
 
 from __future__ import annotations
 
@@ -10,14 +11,14 @@ from structlog.testing import capture_logs
 
 from tests.unit.test_consumer_reliability import FakeQueue, config, run_for
 from tests.unit.test_lambda_batch import BUCKET, PRESETS, MemoryDlq, MemoryStore, fake_render, processor
-from worker import errors
-from worker.batch import BatchRecord
-from worker.consumer import Consumer
-from worker.fate import REASONS, TIME_GUARD, UNEXPECTED, Reason
-from worker.keys import KeyLayout
-from worker.observability import Metrics
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.queue import Message
+from worker.aws.sqs import Message
+from worker.core import errors
+from worker.core.keys import KeyLayout
+from worker.observability.telemetry import Metrics
+from worker.runtime.batch import BatchRecord
+from worker.runtime.consumer import Consumer
+from worker.runtime.fate import REASONS, TIME_GUARD, UNEXPECTED, Reason
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 
 
 def test_the_registry_names_every_error_reason_with_its_permanence() -> None:

@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tests.support import jpeg_bytes
-from worker.events import ObjectRef
+from worker.aws.s3 import ObjectHead, StoredObject
+from worker.core.events import ObjectRef
+from worker.core.keys import KeyLayout
+from worker.core.presets import DEFAULT_PRESETS, Preset, parse_presets
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
-from worker.keys import KeyLayout
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
-from worker.storage import ObjectHead, StoredObject
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 
 PRESETS = parse_presets(DEFAULT_PRESETS)
 

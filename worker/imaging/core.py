@@ -5,7 +5,7 @@ Order of work for one upload:
 1. :func:`probe` sniffs the loader from the first bytes and refuses anything outside the allow-list
    (SVG, PDF, ImageMagick, JPEG 2000, ... never reach a decoder; libvips' untrusted loaders are blocked
    process-wide as well), then reads the header only and checks bytes, width x height x frames, the
-   progressive-JPEG cap and the memory estimate against :class:`~worker.limits.Limits`.
+   progressive-JPEG cap and the memory estimate against :class:`~worker.core.limits.Limits`.
 2. One shrink-on-load decode to the largest size any preset needs: EXIF orientation applied (all eight,
    the mirrored ones too), every embedded profile that is not sRGB (or libvips' CMYK fallback, or an AVIF's
    nclx Display P3) converted to sRGB once, relative colorimetric with black-point compensation
@@ -26,13 +26,13 @@ from typing import Any
 
 import pyvips
 
-from worker.budget import budget_for, current_reservation
-from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.budget import budget_for, current_reservation
+from worker.core.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
+from worker.core.presets import Preset
 from worker.imaging import colour, heif
 from worker.imaging.guard import Deadline
 from worker.imaging.markers import heif_nclx, jpeg_is_progressive, webp_without_metadata
-from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
-from worker.presets import Preset
 
 # The only loaders that may ever run, and the format name each one reads. heifload reads AVIF and HEIC:
 # the header's compression tells which. uhdrload (libvips >= 8.17) is the JPEG loader for Ultra HDR files.
@@ -64,7 +64,7 @@ pyvips.cache_set_max(0)  # every upload is new: caching operations would only pi
 @dataclass(frozen=True)
 class Header:
     loader: str
-    format: str  # one of worker.limits.KNOWN_FORMATS
+    format: str  # one of worker.core.limits.KNOWN_FORMATS
     width: int  # as stored
     height: int
     frames: int  # frames that will be decoded (1 unless a preset asks for animation)
@@ -150,7 +150,7 @@ def _check_size(header: Header, limits: Limits) -> None:
 
 
 def render(data: bytes, presets: Sequence[Preset], limits: Limits = DEFAULT_LIMITS) -> list[Rendition]:
-    """Render every preset from one decode; raise an :class:`~worker.errors.ImageError` subclass."""
+    """Render every preset from one decode; raise an :class:`~worker.core.errors.ImageError` subclass."""
     if not presets:
         return []
     header = probe(data, limits, animated=any(p.animated for p in presets))

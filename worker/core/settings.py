@@ -1,0 +1,476 @@
+"""The one table of ``THUMBX_*`` settings: name, type, default, bounds, one-line doc, example (pure).
+
+:mod:`worker.core.config` builds the worker's :class:`~worker.core.config.Settings` by reading each value
+through :class:`Reader`, which validates it where it is read: a missing or invalid value raises
+:class:`~worker.core.errors.ConfigError` with one line naming the variable and showing a valid example. The
+README's configuration table and ``thumbx worker --help`` are rendered from :data:`SETTINGS`
+(``python -m worker.core.settings`` rewrites the README block, ``--check`` reports drift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import ipaddress
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from worker.core.errors import ConfigError
+from worker.core.limits import Limits
+from worker.core.presets import DEFAULT_PRESETS, parse_presets
+
+Kind = Literal["text", "integer", "choice", "url", "queue_url", "bucket", "role_arn", "prefix", "presets",
+               "formats", "port"]  # fmt: skip
+Scope = Literal["all", "worker", "lambda"]
+
+MAX_SESSION_SECONDS = 3600  # role chaining (ECS task role / Lambda role -> ThumbXRole) caps sessions at 1 h
+MIN_SESSION_SECONDS = 900  # STS minimum
+_LIMITS = Limits()
+_EXAMPLE_QUEUE = "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``THUMBX_*`` variable. ``default`` is the raw value used when unset (None: unset means "off"
+    or "not given"); ``shown_default`` is how the README and ``--help`` describe a computed default."""
+
+    name: str
+    kind: Kind
+    doc: str
+    example: str
+    default: str | None = None
+    required: bool = False
+    low: int | None = None
+    high: int | None = None
+    choices: tuple[str, ...] = ()
+    shown_default: str | None = None
+    needs: str | None = None  # another variable without which this one has no effect
+    scope: Scope = "all"
+    renamed: tuple[tuple[str, str], ...] = ()  # (old value, current value): accepted with a warning
+
+    @property
+    def type_text(self) -> str:
+        if self.kind == "integer" and self.high is not None and self.high >= 2**40:
+            return f"integer ≥ {self.low}"
+        if self.kind == "integer":
+            return f"integer {self.low}..{self.high}"
+        if self.kind == "port":
+            return f"port {self.low}..{self.high} or `off`"
+        if self.kind == "choice":
+            return " \\| ".join(f"`{c}`" for c in self.choices)
+        return {
+            "text": "text",
+            "url": "http(s) URL",
+            "queue_url": "SQS queue URL",
+            "bucket": "S3 bucket name",
+            "role_arn": "IAM role ARN",
+            "prefix": "key prefix ending in `/`",
+            "presets": "preset spec",
+            "formats": "comma-separated formats",
+        }[self.kind]
+
+    @property
+    def default_text(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.required:
+            return "required"
+        return "unset" if self.default is None else self.default
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- where the work comes from and goes to
+    Setting("THUMBX_QUEUE_URL", "queue_url", "SQS queue receiving the bucket's `ObjectCreated` notifications",
+            _EXAMPLE_QUEUE, required=True),
+    Setting("THUMBX_BUCKET", "bucket", "the bucket in B; events for other buckets are ignored",
+            "thumbx-images-b", required=True),
+    Setting("THUMBX_DLQ_URL", "queue_url",
+            "where permanent failures go at once, with the reason as message attributes",
+            "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs-dlq"),
+    Setting("THUMBX_REGION", "text", "region for every client", "eu-west-1", default="us-east-1",
+            shown_default="`AWS_REGION`, then `AWS_DEFAULT_REGION`, else `us-east-1`"),
+    Setting("THUMBX_ENDPOINT_URL", "url", "an emulator's endpoint (moto, LocalStack); queue URLs should use "
+            "its host", "http://127.0.0.1:4566"),
+    # --- credentials
+    Setting("THUMBX_ROLE_ARN", "role_arn", "ThumbXRole in B; unset means \"use the base credentials\"",
+            "arn:aws:iam::222222222222:role/ThumbXRole"),
+    Setting("THUMBX_EXTERNAL_ID", "text", "passed as `ExternalId` when assuming the role", "thumbx-7f3a",
+            needs="THUMBX_ROLE_ARN"),
+    Setting("THUMBX_SESSION_NAME", "text", "`RoleSessionName` (in B's CloudTrail; must match `thumbx-*`)",
+            "thumbx-worker-blue", default="thumbx-worker", needs="THUMBX_ROLE_ARN",
+            shown_default="`thumbx-worker-<ECS task id>` on ECS, `thumbx-lambda-<environment id>` on Lambda, "
+            "else `thumbx-worker`"),
+    Setting("THUMBX_SOURCE_IDENTITY", "text", "`SourceIdentity` set on the session (CloudTrail attribution)",
+            "thumbx-worker", shown_default="session name", needs="THUMBX_ROLE_ARN"),
+    Setting("THUMBX_SESSION_SECONDS", "integer", "`DurationSeconds` (role chaining caps sessions at 1 h)",
+            "3600", default=str(MAX_SESSION_SECONDS), low=MIN_SESSION_SECONDS, high=MAX_SESSION_SECONDS,
+            needs="THUMBX_ROLE_ARN"),
+    Setting("THUMBX_QUEUE_CREDENTIALS", "choice", "where the queue lives, as the templates' "
+            "`QueuePlacement`: `storage` (B, read with the assumed role) or `compute` (A, the base "
+            "credentials); `role` / `base` are deprecated spellings", "compute", default="storage",
+            choices=("storage", "compute"), renamed=(("role", "storage"), ("base", "compute")),
+            shown_default="`storage` (`compute` without `THUMBX_ROLE_ARN`)"),
+    # --- what to render
+    Setting("THUMBX_INPUT_PREFIX", "prefix", "keys that are work; must not overlap the output prefix",
+            "uploads/", default="input/"),
+    Setting("THUMBX_OUTPUT_PREFIX", "prefix", "where thumbnails go (the loop guard refuses it as input)",
+            "thumbs/", default="thumbnails/"),
+    Setting("THUMBX_PRESETS", "presets", "`name:size:format[:key=value...]`, comma-separated (see Presets)",
+            "sm:128:webp,lg:1024:jpeg:q=85", default=DEFAULT_PRESETS),
+    Setting("THUMBX_MANIFEST", "choice", "`on`: write `<output>/manifest.json` after the renditions "
+            "(see Manifest)", "off", default="on", choices=("on", "off")),
+    Setting("THUMBX_ALLOWED_FORMATS", "formats", "input allow-list; AVIF and HEIC are told apart by codec",
+            "jpeg,png,webp", default=",".join(sorted(_LIMITS.formats))),
+    Setting("THUMBX_MAX_BYTES", "integer",
+            "source size in bytes, checked before download (at most half the memory budget)", "10485760",
+            default=str(_LIMITS.max_bytes), low=1, high=2**40),
+    Setting("THUMBX_MAX_PIXELS", "integer", "width × height × frames decoded", "20000000",
+            default=str(_LIMITS.max_pixels), low=1, high=2**40),
+    Setting("THUMBX_MAX_FRAMES", "integer", "frames of an animation (`anim=1` presets only)", "24",
+            default=str(_LIMITS.max_frames), low=1, high=10_000),
+    Setting("THUMBX_MAX_PROGRESSIVE_PIXELS", "integer", "progressive JPEGs cannot stream (~3.4 B/pixel)",
+            "8000000", default=str(_LIMITS.max_progressive_pixels), low=0, high=2**40),
+    Setting("THUMBX_RENDER_MEMORY_MB", "integer", "memory budget shared by concurrent downloads and renders",
+            "512",
+            default=str(_LIMITS.memory_budget_bytes // 2**20), low=64, high=2**20),
+    Setting("THUMBX_RENDER_TIMEOUT", "integer", "seconds per image, all presets (stops libvips itself)", "10",
+            default=str(int(_LIMITS.timeout_seconds)), low=1, high=3600),
+    # --- how fast
+    Setting("THUMBX_CONCURRENCY", "integer", "messages in flight (renders are bounded by render threads)",
+            "10", default="10", low=1, high=256),
+    Setting("THUMBX_RENDER_THREADS", "integer", "render thread pool (pyvips never runs on the event loop)",
+            "2", default="2", low=1, high=64, shown_default="CPU count"),
+    Setting("THUMBX_WAIT_SECONDS", "integer", "SQS long-poll wait", "20", default="20", low=0, high=20,
+            scope="worker"),
+    Setting("THUMBX_VISIBILITY_TIMEOUT", "integer", "the queue's visibility timeout, seconds", "120",
+            default="60", low=5, high=43200),
+    # --- reliability
+    Setting("THUMBX_SHUTDOWN_SECONDS", "integer", "on SIGTERM, in-flight work may finish for this long", "25",
+            default="25", low=1, high=3600, scope="worker"),
+    Setting("THUMBX_RETRY_BASE_SECONDS", "integer", "transient failures back off from this, doubling", "10",
+            default="10", low=0, high=900),
+    Setting("THUMBX_MAX_EXTEND_SECONDS", "integer", "the heartbeat stops extending a message after this",
+            "3600", default="3600", low=0, high=43200, scope="worker"),
+    Setting("THUMBX_HEALTH_HOST", "text", "address of `/healthz`, `/readyz`, `/metrics`", "10.0.1.23",
+            default="127.0.0.1", scope="worker"),
+    Setting("THUMBX_HEALTH_PORT", "port", "port of the health server (`0`: any free port; `off`: none)",
+            "8080", default="8080", low=0, high=65535, scope="worker"),
+    Setting("THUMBX_EMF_SECONDS", "integer", "CloudWatch EMF metrics log line every N seconds (`0`: off)",
+            "60", default="60", low=0, high=86400, scope="worker"),
+    Setting("THUMBX_LAMBDA_SAFETY_MS", "integer", "a record is not started when less than this remains",
+            "10000", default="10000", low=0, high=900_000, scope="lambda"),
+    # --- logs
+    Setting("THUMBX_LOG_FORMAT", "choice", "`auto`: JSON lines when stderr is not a terminal", "json",
+            default="auto", choices=("auto", "json", "console")),
+    Setting("THUMBX_LOG_LEVEL", "choice", "least severe level logged", "debug", default="info",
+            choices=("debug", "info", "warning", "error")),
+)  # fmt: skip
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+# THUMBX_* names the tests, benchmarks and containers read; not settings, but not typos either.
+TOOLING_NAMES = frozenset({
+    "THUMBX_SHARED", "THUMBX_IMAGE", "THUMBX_CACHE", "THUMBX_LOCALSTACK_PORT", "THUMBX_LOCALSTACK_PYTHON",
+    "THUMBX_LOCALSTACK_VENV", "THUMBX_DOCKER_FRESH", "THUMBX_CONTAINER_TESTS", "THUMBX_CONTAINER_CACHE",
+    "THUMBX_TEST_RENDER_DELAYS", "THUMBX_BENCH_VIPS_CACHE",
+})  # fmt: skip
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,128}$")
+_QUEUE_PATH = re.compile(r"^(?:/queue/[a-z0-9-]+)?/\d{12}/[\w-]{1,80}(?:\.fifo)?$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_AWS_HOST = re.compile(r"(^|\.)(amazonaws\.com|amazonaws\.com\.cn|api\.aws)$")
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _problem(setting: Setting, value: str) -> str | None:
+    """Why ``value`` is not valid for ``setting`` (shape only), or None."""
+    kind = setting.kind
+    if kind == "url":
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return f"{value!r} is not an http:// or https:// URL"
+    elif kind == "queue_url":
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or not _QUEUE_PATH.match(parts.path):
+            return f"{value!r} is not an SQS queue URL (https://<host>/<12-digit account>/<queue name>)"
+    elif kind == "bucket":
+        return _bucket_problem(value)
+    elif kind == "role_arn" and not _ROLE_ARN.match(value):
+        return f"{value!r} is not an IAM role ARN"
+    elif kind == "prefix" and not value.endswith("/"):
+        return f"{value!r} must end with '/'"
+    return None
+
+
+def _bucket_problem(name: str) -> str | None:
+    if not _BUCKET.match(name):
+        return f"{name!r} is not a bucket name (3-63 lowercase letters, digits, '.' and '-')"
+    if ".." in name or ".-" in name or "-." in name:
+        return f"{name!r} is not a bucket name (no '..', '.-' or '-.')"
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        pass
+    else:
+        return f"{name!r} is not a bucket name (it is formatted as an IP address)"
+    if name.startswith(("xn--", "sthree-")) or name.endswith(("-s3alias", "--ol-s3")):
+        return f"{name!r} is not a bucket name (reserved prefix or suffix)"
+    return None
+
+
+def with_example(setting: Setting, message: str) -> ConfigError:
+    """``message`` (which starts with the name) plus one example of a valid value."""
+    return ConfigError(f"{message}; e.g. {setting.name}={setting.example}")
+
+
+class Reader:
+    """Reads settings of :data:`SETTINGS` from an environment, validating each where it is read.
+
+    Unset (or, for a setting without a default, empty) means the default; a setting with a default that is
+    set but empty is refused rather than silently defaulted.
+    """
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def _raw(self, name: str, *, required: bool | None = None) -> str | None:
+        setting = BY_NAME[name]
+        required = setting.required if required is None else required
+        raw = self.env.get(name)
+        value = None if raw is None else raw.strip()
+        if value == "":
+            if required:
+                raise with_example(setting, f"{name}: required but empty")
+            if setting.default is not None:
+                raise with_example(setting, f"{name}: set but empty (unset it for the default)")
+            return None  # optional with no default: empty is the same as unset (templates pass "")
+        if value is None:
+            if required:
+                raise with_example(setting, f"{name}: required but not set")
+            return None
+        if setting.needs and not self.env.get(setting.needs, "").strip():
+            raise with_example(BY_NAME[setting.needs], f"{name}: has no effect without {setting.needs}")
+        return value
+
+    def optional(self, name: str, *, required: bool | None = None) -> str | None:
+        """The validated value, or None when unset; ``required`` overrides the table (a command that
+        needs only some of the worker's settings)."""
+        value = self._raw(name, required=required)
+        if value is not None:
+            self._check(BY_NAME[name], value)
+        return value
+
+    def given(self, name: str) -> bool:
+        """Whether ``name`` is set to something (its value unchecked): a computed default applies only
+        when the operator left it unset."""
+        return bool(self.env.get(BY_NAME[name].name, "").strip())
+
+    def text(self, name: str, default: str | None = None) -> str:
+        """The value, or ``default`` (else the table's default) when unset."""
+        value = self.optional(name)
+        if value is not None:
+            return value
+        fallback = default if default is not None else BY_NAME[name].default
+        if fallback is None:
+            raise KeyError(name)  # a programming error: such a setting must be read with optional()
+        return fallback
+
+    def required(self, name: str) -> str:
+        return self.text(name)
+
+    def integer(self, name: str, default: int | None = None) -> int:
+        setting = BY_NAME[name]
+        raw = self._raw(name)
+        if raw is None:
+            return int(setting.default or 0) if default is None else default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise with_example(setting, f"{name}: {raw!r} is not a whole number") from None
+        if setting.low is not None and setting.high is not None and not setting.low <= value <= setting.high:
+            raise with_example(setting, f"{name}: {value} is outside {setting.low}..{setting.high}")
+        return value
+
+    def choice(self, name: str) -> str:
+        setting = BY_NAME[name]
+        given = self.text(name).lower()
+        value = dict(setting.renamed).get(given, given)
+        if value not in setting.choices:
+            raise with_example(setting, f"{name}: {value!r} is not one of {', '.join(setting.choices)}")
+        return value
+
+    def port(self, name: str) -> int | None:
+        raw = self._raw(name)
+        if raw is not None and raw.lower() == "off":
+            return None
+        return self.integer(name)
+
+    def _check(self, setting: Setting, value: str) -> None:
+        problem = _problem(setting, value)
+        if problem:
+            raise with_example(setting, f"{setting.name}: {problem}")
+        if setting.kind == "presets":
+            try:
+                parse_presets(value, variable=setting.name)
+            except ConfigError as exc:
+                raise with_example(setting, str(exc)) from None
+
+
+def check_queue_host(name: str, queue_url: str, endpoint_url: str | None) -> None:
+    """Without THUMBX_ENDPOINT_URL the SQS client talks to AWS: a queue URL elsewhere cannot be meant."""
+    host = (urlsplit(queue_url).hostname or "").lower()
+    if endpoint_url is None and not _AWS_HOST.search(host):
+        raise ConfigError(
+            f"{name}: host {host!r} is not AWS and THUMBX_ENDPOINT_URL is unset (requests would go to "
+            f"AWS); e.g. THUMBX_ENDPOINT_URL={_origin(queue_url)}"
+        )
+
+
+def queue_host_warning(name: str, queue_url: str, endpoint_url: str | None) -> str | None:
+    """A queue URL on another host than THUMBX_ENDPOINT_URL: the requests go to the endpoint. Legitimate
+    behind a proxy or a VPC endpoint, a mistake otherwise: flagged, not refused."""
+    if endpoint_url is None or _netloc(queue_url) == _netloc(endpoint_url):
+        return None
+    queue, endpoint = urlsplit(queue_url), urlsplit(endpoint_url)
+    return (
+        f"{name}: host {queue.netloc!r} differs from THUMBX_ENDPOINT_URL's {endpoint.netloc!r}; requests go "
+        f"to the endpoint (if not meant: {name}={_origin(endpoint_url)}{queue.path})"
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _netloc(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return ("loopback" if host in _LOOPBACK else host, port)
+
+
+def with_flag(message: str, flags: Mapping[str, str]) -> str:
+    """``THUMBX_X: problem`` -> ``--x / THUMBX_X: problem`` for a variable a command's flag can also set."""
+    for variable, flag in flags.items():
+        if message.startswith(f"{variable}:"):
+            return f"{flag} / {message}"
+    return message
+
+
+def unknown_names(env: Mapping[str, str]) -> list[str]:
+    """One warning per ``THUMBX_*`` name that is no setting, with the closest known name."""
+    known = [s.name.removeprefix("THUMBX_") for s in SETTINGS]  # the shared prefix would match anything
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith("THUMBX_") or name in BY_NAME or name in TOOLING_NAMES:
+            continue
+        close = difflib.get_close_matches(name.removeprefix("THUMBX_"), known, n=1, cutoff=0.6)
+        hint = f" (did you mean THUMBX_{close[0]}?)" if close else " (see `thumbx worker --help`)"
+        warnings.append(f"{name} is not a thumbx setting and is ignored{hint}")
+    return warnings
+
+
+def renamed_values(env: Mapping[str, str]) -> list[str]:
+    """One warning per setting given a deprecated spelling of its value (still accepted)."""
+    found = []
+    for setting in SETTINGS:
+        old = env.get(setting.name, "").strip().lower()
+        current = dict(setting.renamed).get(old)
+        if current is not None:
+            found.append(f"{setting.name}={old} is deprecated; use {setting.name}={current} (same meaning)")
+    return found
+
+
+def warnings(env: Mapping[str, str]) -> list[str]:
+    """What is worth a word without refusing to start: unknown names, deprecated values, a queue host off
+    the endpoint."""
+    found = unknown_names(env) + renamed_values(env)
+    endpoint = env.get("THUMBX_ENDPOINT_URL", "").strip() or None
+    for name in ("THUMBX_QUEUE_URL", "THUMBX_DLQ_URL"):
+        url = env.get(name, "").strip()
+        if (
+            url
+            and endpoint
+            and not _problem(BY_NAME[name], url)
+            and not _problem(BY_NAME["THUMBX_ENDPOINT_URL"], endpoint)
+        ):
+            warning = queue_host_warning(name, url, endpoint)
+            if warning:
+                found.append(warning)
+    return found
+
+
+# --- rendering the table: README block and --help epilog
+
+BEGIN = "<!-- BEGIN GENERATED settings: python -m worker.core.settings -->"
+END = "<!-- END GENERATED settings -->"
+README = Path(__file__).resolve().parents[2] / "README.md"
+_SCOPE_NOTE = {"all": "", "worker": " (service only)", "lambda": " (Lambda only)"}
+
+
+def markdown_table(settings: Sequence[Setting] = SETTINGS) -> str:
+    rows = ["| variable | type | default | meaning | example |", "|---|---|---|---|---|"]
+    for s in settings:
+        default = s.default_text if s.shown_default or s.default is None else f"`{s.default}`"
+        rows.append(
+            f"| `{s.name}` | {s.type_text} | {default} | {s.doc}{_SCOPE_NOTE[s.scope]} | `{s.example}` |"
+        )
+    return "\n".join(rows)
+
+
+def help_text(scope: Scope = "worker", names: Sequence[str] | None = None) -> str:
+    """Plain-text list for ``--help``: every variable of ``scope`` (or only ``names``) with its default and
+    meaning."""
+    lines = ["environment variables (a missing or invalid one exits 2 with one line naming it):"]
+    for s in SETTINGS:
+        if s.scope not in ("all", scope) or (names is not None and s.name not in names):
+            continue
+        default = _plain(s.default_text)
+        lines.append(f"  {s.name:<30} default: {default}")
+        lines.append(f"  {'':<30} {_plain(s.doc)}")
+    return "\n".join(lines)
+
+
+def _plain(text: str) -> str:
+    return text.replace("`", "").replace("\\|", "|")
+
+
+def render_readme(text: str) -> str:
+    """``text`` with the block between BEGIN and END replaced by the current table."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return f"{text[:start]}\n{markdown_table()}\n{text[end:]}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.core.settings",
+        description="regenerate the README's configuration table from worker/core/settings.py",
+    )
+    parser.add_argument("--check", action="store_true", help="report drift; write nothing")
+    parser.add_argument("--readme", type=Path, default=README, help="the README to update")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text(encoding="utf-8")
+    rendered = render_readme(text)
+    if rendered == text:
+        return 0
+    if args.check:
+        diff = difflib.unified_diff(
+            text.splitlines(), rendered.splitlines(), "README.md", "rendered", lineterm=""
+        )
+        print("\n".join(diff))
+        print(
+            f"{args.readme}: configuration table is stale; run: python -m worker.core.settings",
+            file=sys.stderr,
+        )
+        return 1
+    args.readme.write_text(rendered, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
