@@ -42,7 +42,8 @@ from worker.core.presets import DEFAULT_PRESETS, parse_presets
 from worker.observability.malloc import DEFAULT_ARENAS, cap_malloc_arenas
 from worker.observability.telemetry import Metrics
 from worker.ops.backfill import SourceObject, s3_event
-from worker.runtime.consumer import Consumer, ConsumerConfig
+from worker.runtime.consumer import Consumer
+from worker.runtime.leases import ConsumerConfig
 from worker.runtime.pipeline import Outcome, Pipeline, PipelineConfig
 
 BUCKET = "soak"

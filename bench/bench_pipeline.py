@@ -61,7 +61,8 @@ from worker.observability.telemetry import Metrics
 from worker.ops.backfill import SourceObject, s3_event
 from worker.ops.provision import Deployment, Names, admin_client, provision
 from worker.runtime import service
-from worker.runtime.consumer import Consumer, ConsumerConfig
+from worker.runtime.consumer import Consumer
+from worker.runtime.leases import ConsumerConfig
 from worker.runtime.pipeline import Outcome, Pipeline, PipelineConfig
 
 SRC_KEY = "input/bench/src.jpg"

@@ -12,7 +12,8 @@ from worker.aws.sqs import BatchResult, Message
 from worker.core.errors import CredentialsUnavailable
 from worker.core.events import Item, ObjectRef
 from worker.observability.telemetry import Metrics
-from worker.runtime.consumer import Consumer, ConsumerConfig, Lease, extension_due
+from worker.runtime.consumer import Consumer
+from worker.runtime.leases import ConsumerConfig, Lease, extension_due
 from worker.runtime.pipeline import Outcome
 
 

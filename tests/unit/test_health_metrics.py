@@ -12,7 +12,7 @@ from worker.cli.healthcheck import target_url
 from worker.observability.emf import EmfReporter, emf_document
 from worker.observability.health import HealthProbe, render_metrics
 from worker.observability.telemetry import Metrics
-from worker.runtime.consumer import ConsumerStatus
+from worker.runtime.leases import ConsumerStatus
 
 
 def test_prometheus_text_has_counters_by_reason_histograms_and_credential_expiry() -> None:

@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 from worker.aws.credentials import CredentialStats
 from worker.aws.startup import StartupState
 from worker.observability.telemetry import Labels, Metrics
-from worker.runtime.consumer import ConsumerStatus
+from worker.runtime.leases import ConsumerStatus
 
 log = structlog.get_logger(__name__)
 V = TypeVar("V")

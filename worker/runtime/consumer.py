@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 
 import structlog
 
@@ -49,7 +47,10 @@ from worker.runtime.dead_letter import (
     send_dead_letter,
     send_unexpected,
 )
+from worker.runtime.deletes import DeleteBatcher
 from worker.runtime.fate import CREDENTIAL_REASONS, QUEUE_WORDS, UNEXPECTED, Fate, FateObserver
+from worker.runtime.heartbeat import Heartbeat
+from worker.runtime.leases import ConsumerConfig, ConsumerStatus, Lease, pause_seconds, retry_delay
 from worker.runtime.pipeline import Outcome, Pipeline
 
 log = structlog.get_logger(__name__)
@@ -57,71 +58,6 @@ log = structlog.get_logger(__name__)
 OutcomeObserver = Callable[[Message, Sequence[Outcome]], None]
 ReadinessGate = Callable[[], Awaitable[object]]
 """Raises a ThumbxError (e.g. CredentialsUnavailable) when the worker should not receive now."""
-
-
-@dataclass(frozen=True)
-class ConsumerConfig:
-    concurrency: int = 4
-    wait_seconds: int = 20
-    visibility_timeout: int = 60
-    retry_base_seconds: int = 10
-    retry_max_seconds: int = 900
-    delete_batch_delay: float = 0.2  # acks wait this long to share a DeleteMessageBatch
-    shutdown_seconds: float = 25.0
-    max_extend_seconds: int = 3600
-    pause_max_seconds: float = 30.0
-
-    @property
-    def heartbeat_interval(self) -> float:
-        return max(0.5, self.visibility_timeout / 4)
-
-
-def retry_delay(receive_count: int, config: ConsumerConfig) -> int:
-    """Visibility backoff for a transient failure: base * 2^(n-1), capped, with a little jitter."""
-    delay = config.retry_base_seconds * 2 ** max(0, min(receive_count - 1, 16))
-    jitter = random.uniform(0.8, 1.2)
-    return int(min(config.retry_max_seconds, delay * jitter))
-
-
-def pause_seconds(failures: int, cap: float) -> float:
-    """Backoff while receiving is impossible: 0.5 s doubling per failure, capped, jitter in [50%, 100%]."""
-    return float(min(cap, 0.5 * 2.0 ** min(failures, 16)) * random.uniform(0.5, 1.0))
-
-
-def extension_due(lease: Lease, now: float, config: ConsumerConfig, *, early: float = 0.0) -> int | None:
-    """Seconds to extend ``lease``'s visibility by now, or None (not due yet, or past the cap).
-
-    Due when half the visibility timeout is left (``early`` seconds sooner when joining a batch anyway).
-    """
-    if lease.visible_until - now > config.visibility_timeout / 2 + early:
-        return None
-    left_under_cap = lease.received_at + config.max_extend_seconds - now
-    if left_under_cap <= 0:
-        return None
-    return int(max(1, min(config.visibility_timeout, left_under_cap)))
-
-
-@dataclass
-class Lease:
-    """A message this worker holds: when it was received, when it would reappear, whether it is settled."""
-
-    message: Message
-    received_at: float
-    visible_until: float
-    settled: bool = False  # fate decided: the heartbeat and the shutdown release leave it alone
-    capped: bool = False
-    task: asyncio.Task[None] | None = None
-
-
-@dataclass
-class ConsumerStatus:
-    """What /healthz and /readyz read."""
-
-    last_tick: float = field(default_factory=time.monotonic)
-    last_receive_ok: float | None = None
-    last_receive_error: str | None = None
-    paused_until: float = 0.0
-    draining: bool = False
 
 
 class Consumer:
@@ -149,8 +85,8 @@ class Consumer:
         self._gate = gate
         self._leases: dict[str, Lease] = {}
         self._room = asyncio.Event()
-        self._deletes: list[Message] = []
-        self._delete_flush: asyncio.Task[None] | None = None
+        self._deletes = DeleteBatcher(queue, self._metrics, config.delete_batch_delay)
+        self._heartbeat = Heartbeat(queue, self._metrics, config, self._leases)
         self._late_receive: asyncio.Task[None] | None = None  # a long poll still in flight at stop
         self._failures = 0
         self.status = status or ConsumerStatus()
@@ -167,7 +103,7 @@ class Consumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then drain within the shutdown deadline (see module doc)."""
-        heartbeat = asyncio.create_task(self._heartbeat(), name="thumbx-heartbeat")
+        heartbeat = asyncio.create_task(self._heartbeat.run(), name="thumbx-heartbeat")
         try:
             await self._receive_loop(stop)
         finally:
@@ -378,75 +314,17 @@ class Consumer:
                 error=str(send_exc),
             )
 
-    # --- batched acks -------------------------------------------------------------------------------------
+    # --- batched acks (worker.runtime.deletes), visibility heartbeat (worker.runtime.heartbeat) ---------
 
     async def _schedule_delete(self, message: Message) -> None:
-        self._deletes.append(message)
-        if len(self._deletes) >= 10:
-            await self.flush_deletes()
-        elif self._delete_flush is None or self._delete_flush.done():
-            self._delete_flush = asyncio.create_task(self._delayed_flush())
-
-    async def _delayed_flush(self) -> None:
-        # Nobody awaits this task: an exception escaping it would only surface as asyncio's "Task exception
-        # was never retrieved" (and the acks would wait for shutdown). flush_deletes logs and never raises.
-        await asyncio.sleep(self._config.delete_batch_delay)
-        while self._deletes:  # acks that arrived while a batch was in flight go out next, not at shutdown
-            await self.flush_deletes()
+        await self._deletes.schedule(message)
 
     async def flush_deletes(self) -> None:
-        batch, self._deletes = self._deletes, []
-        if not batch:
-            return
-        try:
-            result = await self._queue.delete(batch)
-        except ThumbxError as exc:
-            log.warning("delete_failed", count=len(batch), error=str(exc))
-            return
-        except Exception:  # unmapped (a bug): logged; the messages reappear and are acked as duplicates
-            log.exception("delete_failed", count=len(batch))
-            return
-        for message_id, code in result.failed.items():
-            log.warning("delete_failed", message_id=message_id, code=code)
-        self._metrics.inc("thumbx_messages_deleted_total", len(batch) - len(result.failed))
-
-    # --- visibility heartbeat -----------------------------------------------------------------------------
-
-    async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self._config.heartbeat_interval)
-            try:
-                await self.extend_due()
-            except Exception:  # unmapped (a bug): one beat lost, not the heartbeat
-                log.exception("heartbeat_failed")
+        await self._deletes.flush()
 
     async def extend_due(self) -> None:
         """One heartbeat: extend every held, unsettled message close to reappearing (batched by timeout)."""
-        now = time.monotonic()
-        held = [lease for lease in self._leases.values() if not lease.settled]
-        for lease in held:
-            if not lease.capped and now - lease.received_at >= self._config.max_extend_seconds:
-                lease.capped = True  # from now on SQS may hand it to another worker: say so once
-                log.warning("heartbeat_cap_reached", message_id=lease.message.message_id)
-        if not any(extension_due(lease, now, self._config) for lease in held):
-            return
-        # Something is due: take along whatever would be due by the next beat, so batches stay whole.
-        due: dict[int, list[Lease]] = {}
-        for lease in held:
-            seconds = extension_due(lease, now, self._config, early=self._config.heartbeat_interval)
-            if seconds is not None:
-                due.setdefault(seconds, []).append(lease)
-        for seconds, leases in due.items():
-            try:
-                result = await self._queue.change_visibility([lease.message for lease in leases], seconds)
-            except ThumbxError as exc:
-                log.warning("heartbeat_failed", count=len(leases), error=str(exc))
-                continue
-            for lease in leases:
-                if lease.message.message_id not in result.failed:
-                    lease.visible_until = now + seconds
-            self._metrics.inc("thumbx_visibility_extended_total", len(leases) - len(result.failed))
-            log.debug("heartbeat", extended=len(leases), seconds=seconds)
+        await self._heartbeat.extend_due()
 
     # --- shutdown -----------------------------------------------------------------------------------------
 
@@ -477,20 +355,7 @@ class Consumer:
         remaining = [lease.task for lease in self._leases.values() if lease.task is not None]
         if remaining:  # acks already under way: give them what is left of the deadline
             await asyncio.wait(remaining, timeout=max(0.1, deadline - time.monotonic()))
-        await self._finish_delete_flush(timeout=max(0.1, deadline - time.monotonic()))
-        await self.flush_deletes()
-
-    async def _finish_delete_flush(self, timeout: float) -> None:
-        # A flush under way has already taken its batch off the list: cancelling it would leave those
-        # messages neither deleted nor counted (they would come back as duplicates), so let it finish.
-        flush = self._delete_flush
-        if flush is None or flush.done():
-            return
-        done, _ = await asyncio.wait({flush}, timeout=timeout)
-        if not done:
-            flush.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flush
+        await self._deletes.finish(timeout=max(0.1, deadline - time.monotonic()))
 
     async def _return_to_queue(self, messages: Sequence[Message]) -> None:
         try:
@@ -509,8 +374,7 @@ class Consumer:
         tasks = [lease.task for lease in self._leases.values() if lease.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self._finish_delete_flush(timeout=30.0)
-        await self.flush_deletes()
+        await self._deletes.finish(timeout=30.0)
 
     # --- observation --------------------------------------------------------------------------------------
 

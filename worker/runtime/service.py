@@ -31,7 +31,8 @@ from worker.runtime.dead_letter import RedrivePolicy
 from worker.runtime.pipeline import Pipeline, PipelineConfig, Renderer
 
 if TYPE_CHECKING:
-    from worker.runtime.consumer import ConsumerConfig, OutcomeObserver
+    from worker.runtime.consumer import OutcomeObserver
+    from worker.runtime.leases import ConsumerConfig
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -170,7 +171,7 @@ async def open_runtime(
 
 
 def consumer_config(settings: Settings) -> ConsumerConfig:
-    from worker.runtime.consumer import ConsumerConfig
+    from worker.runtime.leases import ConsumerConfig
 
     return ConsumerConfig(
         concurrency=settings.concurrency,
@@ -201,7 +202,8 @@ async def run(
     """
     from worker.observability.emf import EmfReporter
     from worker.observability.health import HealthProbe, HealthServer
-    from worker.runtime.consumer import Consumer, ConsumerStatus
+    from worker.runtime.consumer import Consumer
+    from worker.runtime.leases import ConsumerStatus
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
