@@ -29,8 +29,8 @@ import structlog
 
 from worker.aws import attribution
 from worker.core.config import load_settings
+from worker.core.environ import warnings
 from worker.core.errors import TransientError
-from worker.core.settings import warnings
 from worker.observability.telemetry import configure_logging, log_loop_exception
 from worker.runtime.batch import BatchProcessor, BatchRecord, BatchReport, BatchSettings, RemainingMillis
 from worker.runtime.service import Runtime, open_runtime

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from worker.core import environ
 from worker.core import settings as table
 from worker.core.config import load_settings
+from worker.core.environ import unknown_names
 from worker.core.errors import ConfigError
-from worker.core.settings import SETTINGS, markdown_table, unknown_names
+from worker.core.settings import SETTINGS, markdown_table
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs"
 ROLE = "arn:aws:iam::222222222222:role/ThumbXRole"
@@ -159,12 +161,12 @@ def test_a_queue_host_off_the_endpoint_is_flagged_but_accepted() -> None:
         "THUMBX_ENDPOINT_URL": "http://127.0.0.1:4566",  # e.g. a proxy in front of the emulator
     }
     assert load_settings(env).queue_url == env["THUMBX_QUEUE_URL"]
-    assert table.warnings(env) == [
+    assert environ.warnings(env) == [
         "THUMBX_QUEUE_URL: host '127.0.0.1:5000' differs from THUMBX_ENDPOINT_URL's '127.0.0.1:4566';"
         " requests go to the endpoint (if not meant:"
         " THUMBX_QUEUE_URL=http://127.0.0.1:4566/222222222222/thumbx-jobs)"
     ]
-    assert table.warnings(env | {"THUMBX_ENDPOINT_URL": "127.0.0.1:4566"}) == []  # refused elsewhere
+    assert environ.warnings(env | {"THUMBX_ENDPOINT_URL": "127.0.0.1:4566"}) == []  # refused elsewhere
 
 
 def test_unknown_names_are_warned_about_with_the_closest_known_name() -> None:
@@ -258,11 +260,11 @@ def test_the_old_queue_placement_spelling_still_works_with_a_deprecation_warning
 ) -> None:
     env = BASE | {"THUMBX_ROLE_ARN": ROLE, "THUMBX_QUEUE_CREDENTIALS": old}
     assert load_settings(env).queue_credentials == current
-    assert table.warnings(env) == [
+    assert environ.warnings(env) == [
         f"THUMBX_QUEUE_CREDENTIALS={old.lower()} is deprecated; use THUMBX_QUEUE_CREDENTIALS={current} "
         "(same meaning)"
     ]
-    assert table.warnings(env | {"THUMBX_QUEUE_CREDENTIALS": current}) == []
+    assert environ.warnings(env | {"THUMBX_QUEUE_CREDENTIALS": current}) == []
 
 
 def test_queue_placement_uses_the_templates_vocabulary() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from worker.core.config import RoleSettings
-from worker.core.settings import Reader
+from worker.core.environ import Reader
 
 log = structlog.get_logger(__name__)
 _UNSAFE = re.compile(r"[^\w+=,.@-]")

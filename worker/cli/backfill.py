@@ -21,9 +21,9 @@ import structlog
 
 from worker.aws.s3 import S3Store
 from worker.core.config import Settings, load_settings
+from worker.core.environ import with_flag
 from worker.core.errors import ConfigError, ThumbxError
 from worker.core.extras import require
-from worker.core.settings import with_flag
 from worker.observability.telemetry import configure_logging
 from worker.ops.backfill import Backfill, BackfillPlan, Counts, parse_since
 from worker.ops.backfill_policy import backfill_operator_policy

@@ -20,8 +20,9 @@ from typing import Any
 import aioboto3
 
 from worker.cli.backfill import queue_arn_from_url
+from worker.core.environ import Reader, check_queue_host, with_example, with_flag
 from worker.core.errors import ConfigError, ThumbxError
-from worker.core.settings import BY_NAME, Reader, check_queue_host, with_example, with_flag
+from worker.core.settings import BY_NAME
 from worker.ops import dlq
 from worker.ops.dlq_policy import dlq_operator_policy
 from worker.runtime.service import client_config

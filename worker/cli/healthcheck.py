@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from worker.core.settings import Reader
+from worker.core.environ import Reader
 
 
 def register(subparsers: Any) -> None:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from worker import __version__
+from worker.core.environ import warnings
 from worker.core.errors import ConfigError
-from worker.core.settings import warnings
 
 COMMANDS = (
     "worker.cli.worker",

@@ -12,17 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from worker.core.environ import Reader, check_queue_host, with_example
 from worker.core.errors import ConfigError
 from worker.core.keys import KeyLayout
 from worker.core.limits import KNOWN_FORMATS, MIB, READ_COPIES, Limits
 from worker.core.presets import DEFAULT_PRESETS, Preset, parse_presets
-from worker.core.settings import (
-    BY_NAME,
-    MAX_SESSION_SECONDS,
-    Reader,
-    check_queue_host,
-    with_example,
-)
+from worker.core.settings import BY_NAME, MAX_SESSION_SECONDS
 
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from worker.core.environ import Reader
 from worker.core.errors import ThumbxError, TransientError
 from worker.core.events import parse_body
-from worker.core.settings import Reader
 from worker.observability.telemetry import Metrics
 from worker.runtime.dead_letter import (
     DeadLetterSink,
