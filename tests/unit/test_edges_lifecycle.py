@@ -19,8 +19,9 @@ from worker.aws.errors import mapped
 from worker.aws.sqs import BatchResult, Message
 from worker.aws.startup import StartupAborted, StartupPolicy, StartupState, until_ready
 from worker.core.errors import CredentialsUnavailable, ServiceUnavailable
+from worker.core.redrive import RedrivePolicy, parse_redrive
 from worker.runtime.consumer import Consumer
-from worker.runtime.dead_letter import RedrivePolicy, dead_letter_attributes, final_fate, parse_redrive
+from worker.runtime.dead_letter import dead_letter_attributes, final_fate
 from worker.runtime.pipeline import Outcome
 
 REDRIVE = RedrivePolicy("arn:aws:sqs:us-east-1:1:dlq", 3)

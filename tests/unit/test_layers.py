@@ -1,7 +1,8 @@
 """The layering of worker/, read from the source (every import: top level, in functions, under TYPE_CHECKING).
 
 core is pure vocabulary: it imports no AWS SDK and nothing of thumbx but core. imaging imports no AWS SDK
-and nothing above it. runtime never reaches into the operator tooling, the demo or the CLI. No module of
+and nothing above it. aws (the SDK boundary) imports only core and observability. runtime never reaches
+into the operator tooling, the demo or the CLI. No module of
 the shipped packages is over 400 lines.
 """
 
@@ -22,6 +23,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         *AWS_SDK,
         *(f"worker.{layer}" for layer in ("aws", "runtime", "observability", "ops", "demo", "cli")),
     ),
+    "aws": tuple(f"worker.{layer}" for layer in ("imaging", "runtime", "ops", "demo", "cli")),
     "runtime": ("worker.ops", "worker.demo", "worker.cli"),
 }
 MAX_LINES = 400
@@ -89,6 +91,7 @@ def test_imports_respect_the_layers(path: Path) -> None:
         ("core", "from worker import demo, core\n", ["worker.demo"]),
         ("imaging", "import aioboto3\n", ["aioboto3"]),
         ("imaging", "from worker.runtime import batch\n", ["worker.runtime"]),
+        ("aws", "from worker.runtime.dead_letter import final_fate\n", ["worker.runtime.dead_letter"]),
         ("runtime", "from worker.ops.backfill import backfill\n", ["worker.ops.backfill"]),
         ("runtime", "import worker.demo.tour as demo\n", ["worker.demo.tour"]),
         ("runtime", "from worker.cli import main\n", ["worker.cli"]),

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from worker.aws.errors import mapped
-from worker.runtime.dead_letter import RedrivePolicy, parse_redrive
+from worker.core.redrive import RedrivePolicy, parse_redrive
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from worker.core import redrive as queue_redrive
 from worker.core.config import RoleSettings
 from worker.ops.policies import SESSION_PATTERN
-from worker.runtime import dead_letter
 
 
 class Status(Enum):
@@ -193,7 +193,7 @@ def evaluate_notification(
 
 def parse_redrive(raw: str | None) -> tuple[str, int] | None:
     """A RedrivePolicy attribute as (deadLetterTargetArn, maxReceiveCount); None if absent or malformed."""
-    redrive = dead_letter.parse_redrive(raw)
+    redrive = queue_redrive.parse_redrive(raw)
     return None if redrive is None else (redrive.dead_letter_target_arn, redrive.max_receive_count)
 
 

@@ -29,10 +29,10 @@ import structlog
 from worker.core.environ import Reader
 from worker.core.errors import ThumbxError, TransientError
 from worker.core.events import parse_body
+from worker.core.redrive import RedrivePolicy
 from worker.observability.telemetry import Metrics
 from worker.runtime.dead_letter import (
     DeadLetterSink,
-    RedrivePolicy,
     dead_letter_attributes,
     fate_of,
     is_last_receive,

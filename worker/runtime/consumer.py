@@ -37,10 +37,10 @@ import structlog
 from worker.aws.sqs import Message, MessageQueue
 from worker.core.errors import ThumbxError, TransientError
 from worker.core.events import parse_body
+from worker.core.redrive import RedrivePolicy
 from worker.observability.telemetry import Metrics
 from worker.runtime.dead_letter import (
     DeadLetterSink,
-    RedrivePolicy,
     dead_letter_attributes,
     final_fate,
     is_last_receive,

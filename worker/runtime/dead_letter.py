@@ -8,18 +8,18 @@ A message is dead-lettered by thumbx (with ``thumbx-reason`` / ``thumbx-detail``
   it to the DLQ on the next receive, silently (``ApproximateReceiveCount >= maxReceiveCount``). A
   transient failure then carries the transient's reason, an unexpected error ``unexpected``.
 
-The redrive policy is read from the source queue once at start-up (:func:`parse_redrive`); without one
+The redrive policy is read from the source queue once at start-up
+(:func:`worker.core.redrive.parse_redrive`); without one
 (or when it could not be read) only permanent failures are dead-lettered here. Pure: no I/O but the
 ``sink.send`` of :func:`send_dead_letter`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from worker.core.redrive import RedrivePolicy
 from worker.runtime.fate import UNEXPECTED, Fate
 
 if TYPE_CHECKING:
@@ -29,28 +29,6 @@ if TYPE_CHECKING:
 
 class DeadLetterSink(Protocol):
     async def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
-
-
-@dataclass(frozen=True)
-class RedrivePolicy:
-    """A queue's ``RedrivePolicy`` attribute."""
-
-    dead_letter_target_arn: str
-    max_receive_count: int
-
-    def is_last_receive(self, receive_count: int) -> bool:
-        """True when SQS moves the message to the DLQ on its next receive instead of delivering it."""
-        return receive_count >= self.max_receive_count
-
-
-def parse_redrive(raw: str | None) -> RedrivePolicy | None:
-    """A RedrivePolicy attribute (JSON); None if absent or malformed."""
-    try:
-        redrive = json.loads(raw or "")
-        policy = RedrivePolicy(str(redrive["deadLetterTargetArn"]), int(redrive["maxReceiveCount"]))
-    except (ValueError, KeyError, TypeError):
-        return None
-    return policy if policy.max_receive_count >= 1 else None
 
 
 def is_last_receive(receive_count: int, redrive: RedrivePolicy | None) -> bool:

@@ -26,8 +26,8 @@ from worker.aws.sqs import SqsQueue
 from worker.aws.startup import ONE_ATTEMPT, StartupAborted, StartupPolicy, StartupState, until_ready
 from worker.core.config import Settings
 from worker.core.errors import ConfigError, ThumbxError
+from worker.core.redrive import RedrivePolicy
 from worker.observability.telemetry import Metrics, log_loop_exception
-from worker.runtime.dead_letter import RedrivePolicy
 from worker.runtime.pipeline import Pipeline, PipelineConfig, Renderer
 
 if TYPE_CHECKING:
