@@ -50,7 +50,7 @@ from worker.runtime.dead_letter import (
 from worker.runtime.deletes import DeleteBatcher
 from worker.runtime.fate import CREDENTIAL_REASONS, QUEUE_WORDS, UNEXPECTED, Fate, FateObserver
 from worker.runtime.heartbeat import Heartbeat
-from worker.runtime.leases import ConsumerConfig, ConsumerStatus, Lease, pause_seconds, retry_delay
+from worker.runtime.leases import ConsumerConfig, ConsumerStatus, Lease, ReceivePause, retry_delay
 from worker.runtime.pipeline import Outcome, Pipeline
 
 log = structlog.get_logger(__name__)
@@ -88,8 +88,8 @@ class Consumer:
         self._deletes = DeleteBatcher(queue, self._metrics, config.delete_batch_delay)
         self._heartbeat = Heartbeat(queue, self._metrics, config, self._leases)
         self._late_receive: asyncio.Task[None] | None = None  # a long poll still in flight at stop
-        self._failures = 0
         self.status = status or ConsumerStatus()
+        self._pause_state = ReceivePause(self.status, config.pause_max_seconds)
 
     @property
     def in_flight(self) -> int:
@@ -135,9 +135,7 @@ class Consumer:
                     continue
                 if messages is None:
                     return  # stopped while polling
-                self._failures = 0
-                self.status.last_receive_ok = time.monotonic()
-                self.status.last_receive_error = None
+                self._pause_state.received()
                 for message in messages:
                     self._start(message)
         finally:
@@ -205,19 +203,10 @@ class Consumer:
         )
 
     async def _pause(self, exc: ThumbxError, stop_wait: asyncio.Task[bool]) -> None:
-        self._failures += 1
-        pause = pause_seconds(self._failures, self._config.pause_max_seconds)
-        self.status.last_receive_error = f"{exc.reason}: {exc}"
-        self.status.paused_until = time.monotonic() + pause
+        pause = self._pause_state.failed(exc)
         log.warning("receive_paused", error=str(exc), reason=exc.reason, pause_s=round(pause, 2))
         self._metrics.inc("thumbx_receive_errors_total", reason=exc.reason)
         await asyncio.wait({stop_wait}, timeout=pause)
-
-    def _trip_credentials_pause(self) -> None:
-        """A job failed for want of credentials: hold receiving too, so queued messages keep their counts."""
-        self._failures = max(self._failures, 1)
-        pause = pause_seconds(self._failures, self._config.pause_max_seconds)
-        self.status.paused_until = max(self.status.paused_until, time.monotonic() + pause)
 
     def _start(self, message: Message) -> None:
         now = time.monotonic()
@@ -258,7 +247,7 @@ class Consumer:
             message = lease.message  # the newest receipt handle, if it was redelivered meanwhile
             fate: Fate = final_fate(outcomes, message.receive_count, self._redrive)
             if any(o.reason in CREDENTIAL_REASONS for o in outcomes):
-                self._trip_credentials_pause()
+                self._pause_state.trip()  # for want of credentials: hold receiving too
             try:
                 if fate == "done":
                     await self._schedule_delete(message)

@@ -5,7 +5,7 @@
 * :class:`Lease` — one held message: received when, visible until when, settled or not.
 * :func:`extension_due` — the heartbeat's rule: extend when half the visibility timeout is left, up to a cap.
 * :func:`retry_delay`, :func:`pause_seconds` — visibility backoff of a transient failure, receive pause.
-* :class:`ConsumerStatus` — what /healthz and /readyz read.
+* :class:`ConsumerStatus` — what /healthz and /readyz read; :class:`ReceivePause` keeps its receive state.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from worker.aws.sqs import Message
+from worker.core.errors import ThumbxError
 
 
 @dataclass(frozen=True)
@@ -81,3 +82,31 @@ class ConsumerStatus:
     last_receive_error: str | None = None
     paused_until: float = 0.0
     draining: bool = False
+
+
+class ReceivePause:
+    """Receiving held after failures (exponential backoff, jitter), released by a receive that worked."""
+
+    def __init__(self, status: ConsumerStatus, cap: float) -> None:
+        self.status = status
+        self.cap = cap
+        self.failures = 0
+
+    def received(self) -> None:
+        self.failures = 0
+        self.status.last_receive_ok = time.monotonic()
+        self.status.last_receive_error = None
+
+    def failed(self, exc: ThumbxError) -> float:
+        """One more failed receive: the seconds to pause for (recorded in the status)."""
+        self.failures += 1
+        pause = pause_seconds(self.failures, self.cap)
+        self.status.last_receive_error = f"{exc.reason}: {exc}"
+        self.status.paused_until = time.monotonic() + pause
+        return pause
+
+    def trip(self) -> None:
+        """A job failed for want of credentials: hold receiving too, so queued messages keep their counts."""
+        self.failures = max(self.failures, 1)
+        pause = pause_seconds(self.failures, self.cap)
+        self.status.paused_until = max(self.status.paused_until, time.monotonic() + pause)
