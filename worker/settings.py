@@ -120,10 +120,11 @@ SETTINGS: tuple[Setting, ...] = (
             "uploads/", default="input/"),
     Setting("THUMBX_OUTPUT_PREFIX", "prefix", "where thumbnails go (the loop guard refuses it as input)",
             "thumbs/", default="thumbnails/"),
-    Setting("THUMBX_PRESETS", "presets", "`name:size:format[:key=value...]`, comma-separated (see Presets)",
+    Setting("THUMBX_PRESETS", "presets", "`name:size:format[:key=value...]`, comma-separated "
+            "(docs/imaging.md, Presets)",
             "sm:128:webp,lg:1024:jpeg:q=85", default=DEFAULT_PRESETS),
     Setting("THUMBX_MANIFEST", "choice", "`on`: write `<output>/manifest.json` after the renditions "
-            "(see Manifest)", "off", default="on", choices=("on", "off")),
+            "(docs/manifest.md)", "off", default="on", choices=("on", "off")),
     Setting("THUMBX_ALLOWED_FORMATS", "formats", "input allow-list; AVIF and HEIC are told apart by codec",
             "jpeg,png,webp", default=",".join(sorted(_LIMITS.formats))),
     Setting("THUMBX_MAX_BYTES", "integer",
@@ -447,8 +448,10 @@ def render_doc(text: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.settings", description="regenerate the configuration "
-                                     "table of docs/configuration.md from worker/settings.py")  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m worker.settings",
+        description="regenerate the configuration table of docs/configuration.md from worker/settings.py",
+    )
     parser.add_argument("--check", action="store_true", help="report drift; write nothing")
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to update")
     args = parser.parse_args(argv)
