@@ -19,7 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m worker.settings --check  # README's configuration table == worker/settings.py
+	$(PY) -m worker.settings --check  # docs/configuration.md's table == worker/settings.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
