@@ -19,7 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m worker.core.settings --check  # README's configuration table == worker/core/settings.py
+	$(PY) -m worker.core.settings --check  # docs/configuration.md's table == worker/core/settings.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

@@ -167,11 +167,15 @@ def test_compose_up_turns_an_upload_into_thumbnails(
             listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="thumbnails/holiday photo.jpg/")
             return [o["Key"] for o in listed.get("Contents", [])]
 
-        _wait(lambda: len(outputs()) == len(EXPECTED), 120, "thumbnails written", interval=0.5)
+        # every rendition, then the manifest (the completion marker, written last)
+        _wait(lambda: len(outputs()) == len(EXPECTED) + 1, 120, "thumbnails written", interval=0.5)
         timings["upload_to_thumbnails"] = round(time.monotonic() - t, 1)
         for name, longest in EXPECTED.items():
             body = s3.get_object(Bucket=BUCKET, Key=f"thumbnails/holiday photo.jpg/{name}")["Body"].read()
             assert max(Image.open(io.BytesIO(body)).size) == longest, name
+        manifest_key = "thumbnails/holiday photo.jpg/manifest.json"
+        manifest = s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read()
+        assert sorted(json.loads(manifest)["renditions"]) == sorted(n.split(".")[0] for n in EXPECTED)
 
         worker_logs = next(
             c for c in project_containers(client, project)

@@ -258,15 +258,15 @@ def test_a_same_stack_need_without_a_dependency_is_caught() -> None:
     assert any("BucketKey needs ('role'" in p and "without a dependency" in p for p in problems), problems
 
 
-def test_the_readme_documents_exactly_this_sequence() -> None:
+def test_the_deploy_guide_documents_exactly_this_sequence() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = re.search(r"^deploy:\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert recipe
     targets = re.findall(r"\$\(MAKE\) --no-print-directory (\S+)", recipe.group(1))
     assert targets == ["deploy-compute-bootstrap", "deploy-storage", "deploy-compute"]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- deploy sequence.*?-->\n```\n(.*?)```", readme, re.DOTALL)
-    assert block, "README lost its deploy sequence block"
+    guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- deploy sequence.*?-->\n```\n(.*?)```", guide, re.DOTALL)
+    assert block, "docs/deploy.md lost its deploy sequence block"
     commands = [
         line.split("#")[0].strip() for line in block.group(1).splitlines() if line.startswith("make ")
     ]

@@ -17,6 +17,8 @@ from worker.core.environ import unknown_names
 from worker.core.errors import ConfigError
 from worker.core.settings import SETTINGS, markdown_table
 
+ROOT = Path(__file__).resolve().parents[2]
+
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs"
 ROLE = "arn:aws:iam::222222222222:role/ThumbXRole"
 BASE = {"THUMBX_QUEUE_URL": QUEUE, "THUMBX_BUCKET": "images-b"}
@@ -203,25 +205,26 @@ def test_worker_refuses_to_start_when_its_health_port_is_taken() -> None:
     ]
 
 
-def test_readme_configuration_table_is_generated_from_the_settings_table() -> None:
-    text = table.README.read_text(encoding="utf-8")
-    assert table.render_readme(text) == text, "run: python -m worker.core.settings"
+def test_the_documented_configuration_table_is_generated_from_the_settings_table() -> None:
+    assert table.DOC == ROOT / "docs" / "configuration.md"
+    text = table.DOC.read_text(encoding="utf-8")
+    assert table.render_doc(text) == text, "run: python -m worker.core.settings"
     for setting in SETTINGS:
         assert f"| `{setting.name}` |" in text
 
 
-def test_a_hand_edit_of_the_readme_table_is_caught_and_repaired(
+def test_a_hand_edit_of_the_documented_table_is_caught_and_repaired(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    readme = tmp_path / "README.md"
-    original = table.README.read_text(encoding="utf-8")
-    readme.write_text(original.replace("| `THUMBX_CONCURRENCY` | integer 1..256 | `10` |", "| `X` | | `4` |"))
-    assert table.main(["--check", "--readme", str(readme)]) == 1
+    doc = tmp_path / "configuration.md"
+    original = table.DOC.read_text(encoding="utf-8")
+    doc.write_text(original.replace("| `THUMBX_CONCURRENCY` | integer 1..256 | `10` |", "| `X` | | `4` |"))
+    assert table.main(["--check", "--doc", str(doc)]) == 1
     out = capsys.readouterr()
     assert "+| `THUMBX_CONCURRENCY` | integer 1..256 | `10` |" in out.out
     assert "configuration table is stale; run: python -m worker.core.settings" in out.err
-    assert table.main(["--readme", str(readme)]) == 0
-    assert readme.read_text(encoding="utf-8") == original
+    assert table.main(["--doc", str(doc)]) == 0
+    assert doc.read_text(encoding="utf-8") == original
 
 
 def test_the_markdown_table_has_one_row_per_setting() -> None:

@@ -26,7 +26,7 @@ def register(subparsers: Any) -> None:
         "worker",
         help="consume S3 events from SQS and write thumbnails",
         description="The long-running service (also: python -m worker). It takes no options: it is "
-        "configured\nfrom the environment below (README: The service); SIGTERM drains it and exits 0.",
+        "configured\nfrom the environment below (docs/configuration.md); SIGTERM drains it and exits 0.",
         epilog=help_text("worker"),
     )
     parser.set_defaults(func=run)

@@ -1,9 +1,9 @@
 """The one table of ``THUMBX_*`` settings: name, type, default, bounds, one-line doc, example (pure).
 
-:mod:`worker.core.config` builds the worker's :class:`~worker.core.config.Settings` by reading each value
-through :class:`worker.core.environ.Reader`, which validates it where it is read. The
-README's configuration table and ``thumbx worker --help`` are rendered from :data:`SETTINGS`
-(``python -m worker.core.settings`` rewrites the README block, ``--check`` reports drift).
+:mod:`worker.core.config` builds the worker's :class:`~worker.core.config.Settings` by reading each
+value through :class:`worker.core.environ.Reader`, which validates it where it is read. The configuration
+table of ``docs/configuration.md`` and ``thumbx worker --help`` are rendered from :data:`SETTINGS`
+(``python -m worker.core.settings`` rewrites the block, ``--check`` reports drift).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ _EXAMPLE_QUEUE = "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs"
 @dataclass(frozen=True)
 class Setting:
     """One ``THUMBX_*`` variable. ``default`` is the raw value used when unset (None: unset means "off"
-    or "not given"); ``shown_default`` is how the README and ``--help`` describe a computed default."""
+    or "not given"); ``shown_default`` is how the docs and ``--help`` describe a computed default."""
 
     name: str
     kind: Kind
@@ -115,10 +115,11 @@ SETTINGS: tuple[Setting, ...] = (
             "uploads/", default="input/"),
     Setting("THUMBX_OUTPUT_PREFIX", "prefix", "where thumbnails go (the loop guard refuses it as input)",
             "thumbs/", default="thumbnails/"),
-    Setting("THUMBX_PRESETS", "presets", "`name:size:format[:key=value...]`, comma-separated (see Presets)",
+    Setting("THUMBX_PRESETS", "presets", "`name:size:format[:key=value...]`, comma-separated "
+            "(docs/imaging.md, Presets)",
             "sm:128:webp,lg:1024:jpeg:q=85", default=DEFAULT_PRESETS),
     Setting("THUMBX_MANIFEST", "choice", "`on`: write `<output>/manifest.json` after the renditions "
-            "(see Manifest)", "off", default="on", choices=("on", "off")),
+            "(docs/manifest.md)", "off", default="on", choices=("on", "off")),
     Setting("THUMBX_ALLOWED_FORMATS", "formats", "input allow-list; AVIF and HEIC are told apart by codec",
             "jpeg,png,webp", default=",".join(sorted(_LIMITS.formats))),
     Setting("THUMBX_MAX_BYTES", "integer",
@@ -174,11 +175,11 @@ TOOLING_NAMES = frozenset({
     "THUMBX_TEST_RENDER_DELAYS", "THUMBX_BENCH_VIPS_CACHE",
 })  # fmt: skip
 
-# --- rendering the table: README block and --help epilog
+# --- rendering the table: docs/configuration.md block and --help epilog
 
 BEGIN = "<!-- BEGIN GENERATED settings: python -m worker.core.settings -->"
 END = "<!-- END GENERATED settings -->"
-README = Path(__file__).resolve().parents[2] / "README.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 _SCOPE_NOTE = {"all": "", "worker": " (service only)", "lambda": " (Lambda only)"}
 
 
@@ -209,7 +210,7 @@ def _plain(text: str) -> str:
     return text.replace("`", "").replace("\\|", "|")
 
 
-def render_readme(text: str) -> str:
+def render_doc(text: str) -> str:
     """``text`` with the block between BEGIN and END replaced by the current table."""
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     return f"{text[:start]}\n{markdown_table()}\n{text[end:]}"
@@ -218,26 +219,25 @@ def render_readme(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m worker.core.settings",
-        description="regenerate the README's configuration table from worker/core/settings.py",
+        description="regenerate the configuration table of docs/configuration.md from the settings table",
     )
     parser.add_argument("--check", action="store_true", help="report drift; write nothing")
-    parser.add_argument("--readme", type=Path, default=README, help="the README to update")
+    parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file to update")
     args = parser.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
-    rendered = render_readme(text)
+    text = args.doc.read_text(encoding="utf-8")
+    rendered = render_doc(text)
     if rendered == text:
         return 0
     if args.check:
         diff = difflib.unified_diff(
-            text.splitlines(), rendered.splitlines(), "README.md", "rendered", lineterm=""
+            text.splitlines(), rendered.splitlines(), str(args.doc.name), "rendered", lineterm=""
         )
         print("\n".join(diff))
         print(
-            f"{args.readme}: configuration table is stale; run: python -m worker.core.settings",
-            file=sys.stderr,
+            f"{args.doc}: configuration table is stale; run: python -m worker.core.settings", file=sys.stderr
         )
         return 1
-    args.readme.write_text(rendered, encoding="utf-8")
+    args.doc.write_text(rendered, encoding="utf-8")
     return 0
 
 

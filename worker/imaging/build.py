@@ -1,4 +1,4 @@
-"""Which libvips this process runs on, and what it can read (for `thumbx render --build`, logs, README)."""
+"""Which libvips this process runs on, and what it can read (for `thumbx render --build`, logs, docs)."""
 
 from __future__ import annotations
 
