@@ -415,7 +415,7 @@ def test_stderr_is_only_json_under_a_connection_drop_outage(
         finally:
             worker.kill()
     raw = worker.seen("raw")
-    print(f"{len(worker.core.events)} stderr lines, {proxy.injected()} connections dropped or cut")
+    print(f"{len(worker.events)} stderr lines, {proxy.injected()} connections dropped or cut")
     assert raw == [], "\n".join(r["line"] for r in raw[:20])
     assert not worker.seen("asyncio_unhandled_exception"), worker.seen("asyncio_unhandled_exception")[:2]
     reasons = {
@@ -423,7 +423,5 @@ def test_stderr_is_only_json_under_a_connection_drop_outage(
     }
     assert "unexpected" not in reasons, "a dropped connection is an outage, not a bug"
     assert "service_unavailable" in reasons
-    assert any(e.get("logger") == "pyvips" for e in worker.core.events), (
-        "libvips' warning came through, as JSON"
-    )
+    assert any(e.get("logger") == "pyvips" for e in worker.events), "libvips' warning came through, as JSON"
     assert rendered(deployment, good)
