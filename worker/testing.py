@@ -77,11 +77,15 @@ class MemoryQueue:
     recorded (``deleted`` message ids, ``visibility`` as ``(ids, timeout)``) and always succeed.
 
     An empty receive sleeps ``idle_seconds`` (a short long poll); ``delete_delay`` holds each delete call.
+    ``record=False`` keeps only the counts (long benchmark runs, where the lists would read as a leak).
     """
 
-    def __init__(self, messages: Sequence[Message] = (), *, idle_seconds: float = 0.02) -> None:
+    def __init__(
+        self, messages: Sequence[Message] = (), *, idle_seconds: float = 0.02, record: bool = True
+    ) -> None:
         self.pending = list(messages)
         self.idle_seconds = idle_seconds
+        self.record = record
         self.receives: list[int] = []  # max_messages of every receive call
         self.deleted: list[str] = []
         self.visibility: list[tuple[list[str], int]] = []
@@ -91,7 +95,8 @@ class MemoryQueue:
     async def receive(
         self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
     ) -> list[Message]:
-        self.receives.append(max_messages)
+        if self.record:
+            self.receives.append(max_messages)
         if not self.pending:
             await asyncio.sleep(self.idle_seconds)
             return []
@@ -101,11 +106,13 @@ class MemoryQueue:
     async def delete(self, messages: Sequence[Message]) -> BatchResult:
         self.delete_calls += 1
         await asyncio.sleep(self.delete_delay)
-        self.deleted.extend(m.message_id for m in messages)
+        if self.record:
+            self.deleted.extend(m.message_id for m in messages)
         return BatchResult()
 
     async def change_visibility(self, messages: Sequence[Message], timeout: int) -> BatchResult:
-        self.visibility.append(([m.message_id for m in messages], timeout))
+        if self.record:
+            self.visibility.append(([m.message_id for m in messages], timeout))
         return BatchResult()
 
 
@@ -115,7 +122,8 @@ class MemoryStore:
     ``(op, key)`` with op ``get``, ``head``, ``head-source`` (a HEAD of a source: missing raises
     :class:`ObjectMissing`, as S3Store does) or ``put``.
 
-    ``keep_puts=False`` counts written bytes in ``written`` and drops the data (long benchmark runs);
+    ``record=False`` logs no calls and drops what is put, counting its bytes in ``written`` only (long
+    benchmark runs);
     ``put_delay(key)`` gives the seconds a put of ``key`` takes (to let writes race).
     """
 
@@ -124,15 +132,19 @@ class MemoryStore:
         objects: Mapping[str, bytes] | None = None,
         *,
         metadata: Mapping[str, Mapping[str, str]] | None = None,
-        keep_puts: bool = True,
+        record: bool = True,
         put_delay: Callable[[str], float] | None = None,
     ) -> None:
         self.objects: dict[str, bytes] = dict(objects or {})
         self.metadata: dict[str, dict[str, str]] = {k: dict(v) for k, v in (metadata or {}).items()}
         self.calls: list[tuple[str, str]] = []
         self.written = 0
-        self._keep_puts = keep_puts
+        self.record = record
         self._put_delay = put_delay
+
+    def _log(self, op: str, key: str) -> None:
+        if self.record:
+            self.calls.append((op, key))
 
     def _etag(self, key: str) -> str:
         return f"etag-{len(self.objects[key])}"
@@ -140,7 +152,7 @@ class MemoryStore:
     async def get(
         self, bucket: str, key: str, *, version_id: str | None = None, **_bounds: Any
     ) -> StoredObject:
-        self.calls.append(("get", key))
+        self._log("get", key)
         if key not in self.objects:
             raise ObjectMissing(f"GetObject {key}: 404")
         return StoredObject(self.objects[key], etag=self._etag(key), metadata=self.metadata.get(key, {}))
@@ -148,7 +160,7 @@ class MemoryStore:
     async def head(
         self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
     ) -> ObjectHead | None:
-        self.calls.append(("head-source" if missing_is_error else "head", key))
+        self._log("head-source" if missing_is_error else "head", key)
         if key not in self.objects:
             if missing_is_error:
                 raise ObjectMissing(f"HeadObject {key}: 404")
@@ -161,9 +173,9 @@ class MemoryStore:
     ) -> None:
         if self._put_delay is not None:
             await asyncio.sleep(self._put_delay(key))
-        self.calls.append(("put", key))
+        self._log("put", key)
         self.written += len(data)
-        if self._keep_puts:
+        if self.record:
             self.objects[key] = data
             self.metadata[key] = dict(metadata)
 
