@@ -7,12 +7,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from structlog.testing import capture_logs
+
 from worker.consumer import Consumer, ConsumerConfig, Lease, extension_due
 from worker.errors import CredentialsUnavailable
 from worker.events import Item, ObjectRef
 from worker.observability import Metrics
 from worker.pipeline import Outcome
-from worker.testing import MemoryQueue, s3_message
+from worker.testing import ManualClock, MemoryQueue, s3_message
 
 Behaviour = Callable[[ObjectRef], Awaitable[Outcome]]
 
@@ -174,3 +176,34 @@ def test_extension_stops_at_the_cap() -> None:
     assert extension_due(lease, now=40.0, config=cfg) == 60
     assert extension_due(lease, now=80.0, config=cfg) == 20  # only up to the cap
     assert extension_due(lease, now=101.0, config=cfg) is None
+
+
+async def test_heartbeat_extends_on_the_consumers_clock_and_stops_at_the_cap() -> None:
+    clock = ManualClock(1000.0)
+    queue = MemoryQueue([s3_message("k")])
+    started = asyncio.Event()
+
+    async def held(_ref: ObjectRef) -> Outcome:
+        started.set()
+        return await forever(_ref)
+
+    pipeline = FakePipeline({"k": held})
+    cfg = config(visibility_timeout=60, max_extend_seconds=100, shutdown_seconds=0.2)
+    consumer = Consumer(queue, pipeline, cfg, clock=clock)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))  # its own heartbeat sleeps 15 s: never beats here
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        await consumer.extend_due()
+        assert queue.visibility == [], "60 s left of 60: not due"
+        clock.advance(40)
+        await consumer.extend_due()
+        assert queue.visibility == [(["id-k"], 60)]
+        clock.advance(70)  # 110 s held: past the 100 s cap
+        with capture_logs() as logs:
+            await consumer.extend_due()
+        assert queue.visibility == [(["id-k"], 60)], "no extension past the cap"
+        assert [e["event"] for e in logs] == ["heartbeat_cap_reached"]
+    finally:
+        stop.set()
+        await task
