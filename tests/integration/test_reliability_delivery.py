@@ -22,6 +22,8 @@ from tests.reliability import (
 from tests.support import running_worker, wait_until, worker_settings
 from worker.provision import Deployment, admin_client
 
+pytestmark = pytest.mark.reliability
+
 
 def _take_notifications(deployment: Deployment, expected: int) -> list[str]:
     """Receive and delete the notifications S3 put on the queue, to redeliver them on our own terms."""

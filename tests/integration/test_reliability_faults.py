@@ -20,6 +20,8 @@ from worker.credentials import RefreshWindows
 from worker.emulator import MotoEmulator
 from worker.provision import Deployment
 
+pytestmark = pytest.mark.reliability
+
 PUT_ATTEMPTS = 4  # botocore's retries={"max_attempts": 3} means 3 retries after the first attempt
 
 

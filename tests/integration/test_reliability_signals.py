@@ -19,6 +19,8 @@ from tests.reliability import (
 from tests.support import running_worker, wait_until
 from worker.provision import Deployment
 
+pytestmark = pytest.mark.reliability
+
 SHUTDOWN_SECONDS = 4
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from worker.consumer import Consumer, ConsumerConfig, Lease, extension_due
@@ -15,6 +16,8 @@ from worker.events import Item, ObjectRef
 from worker.observability import Metrics
 from worker.pipeline import Outcome
 from worker.testing import ManualClock, MemoryQueue, s3_message
+
+pytestmark = pytest.mark.reliability
 
 Behaviour = Callable[[ObjectRef], Awaitable[Outcome]]
 

@@ -24,6 +24,8 @@ from worker.queue import BatchResult, Message
 from worker.startup import StartupAborted, StartupPolicy, StartupState, until_ready
 from worker.testing import MemoryDlq, MemoryQueue, s3_message
 
+pytestmark = pytest.mark.reliability
+
 REDRIVE = RedrivePolicy("arn:aws:sqs:us-east-1:1:dlq", 3)
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support import jpeg_bytes
 from worker.events import ObjectRef
 from worker.keys import KeyLayout
 from worker.pipeline import Pipeline, PipelineConfig
 from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
 from worker.testing import MemoryStore, static_render
+
+pytestmark = pytest.mark.reliability
 
 PRESETS = parse_presets(DEFAULT_PRESETS)
 
