@@ -164,8 +164,10 @@ async def test_gate_failure_holds_receiving_and_resumes_on_its_own() -> None:
 async def test_heartbeat_extends_every_due_message_in_one_batch() -> None:
     queue = MemoryQueue([s3_message(f"k{i}") for i in range(3)])
     pipeline = FakePipeline({f"k{i}": forever for i in range(3)})
-    consumer = Consumer(  # type: ignore[arg-type]
-        queue, pipeline, config(concurrency=3, visibility_timeout=2, shutdown_seconds=0.2)
+    consumer = Consumer(
+        queue,
+        pipeline,  # type: ignore[arg-type]
+        config(concurrency=3, visibility_timeout=2, shutdown_seconds=0.2),
     )
     await run_for(consumer, lambda: any(t == 2 for _, t in queue.visibility), timeout=5)
     batch = next(ids for ids, t in queue.visibility if t == 2)

@@ -118,7 +118,7 @@ def test_missing_or_denied_sources_are_permanent_and_other_answers_still_transie
 
 def pipeline(store: MemoryStore, limits: Limits | None = None, renderer: Any = static_render) -> Pipeline:
     config = PipelineConfig(frozenset({"b"}), KeyLayout(), PRESETS, limits=limits or Limits())
-    return Pipeline(store, config, renderer=renderer)  # type: ignore[arg-type]
+    return Pipeline(store, config, renderer=renderer)
 
 
 async def test_refusals_at_planning_cost_no_call() -> None:

@@ -47,7 +47,9 @@ class MemoryStore:
         finally:
             self.active -= 1
 
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
+    async def head(
+        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
+    ) -> ObjectHead | None:
         if not missing_is_error:
             return None  # outputs never look rendered
         if key not in self.objects:

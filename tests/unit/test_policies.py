@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
-from worker import config, perimeter, policies
+from worker import perimeter, policies, settings
 from worker.config import RoleSettings, load_settings
 from worker.deploy_spec import IDENTITY_DOCUMENTS, DeploySpec, render_all
 from worker.doctor import Status, evaluate_bucket_policy
@@ -256,7 +256,7 @@ def test_compute_roles_may_only_assume_thumbx_role_and_read_their_queue() -> Non
 
 
 def test_session_duration_never_exceeds_an_hour() -> None:
-    assert policies.MAX_SESSION_SECONDS == config.MAX_SESSION_SECONDS == 3600
+    assert policies.MAX_SESSION_SECONDS == settings.MAX_SESSION_SECONDS == 3600
     assert RoleSettings("arn:aws:iam::1:role/x").duration_seconds <= 3600
     env = {
         "THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/q",
