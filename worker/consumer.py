@@ -137,8 +137,10 @@ class Consumer:
         gate: ReadinessGate | None = None,
         redrive: RedrivePolicy | None = None,
         status: ConsumerStatus | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
+        self._clock = clock  # lease times and the heartbeat's cap (worker.testing.ManualClock in tests)
         self._redrive = redrive  # the source queue's: a failure on its last receive is dead-lettered here
         self._pipeline = pipeline
         self._config = config
@@ -284,7 +286,7 @@ class Consumer:
         self.status.paused_until = max(self.status.paused_until, time.monotonic() + pause)
 
     def _start(self, message: Message) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._metrics.inc("thumbx_messages_received_total")
         held = self._leases.get(message.message_id)
         if held is not None:
@@ -422,7 +424,7 @@ class Consumer:
 
     async def extend_due(self) -> None:
         """One heartbeat: extend every held, unsettled message close to reappearing (batched by timeout)."""
-        now = time.monotonic()
+        now = self._clock()
         held = [lease for lease in self._leases.values() if not lease.settled]
         for lease in held:
             if not lease.capped and now - lease.received_at >= self._config.max_extend_seconds:

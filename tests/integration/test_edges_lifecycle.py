@@ -40,6 +40,8 @@ from worker.presets import Preset
 from worker.provision import Deployment, Names, admin_client
 from worker.storage import S3Store, StoredObject
 
+pytestmark = pytest.mark.reliability
+
 MAX_RECEIVES = 2
 
 

@@ -22,6 +22,7 @@ from worker.observability import Metrics
 from worker.pipeline import Pipeline, PipelineConfig
 from worker.presets import Preset, parse_presets
 from worker.storage import ObjectHead, StoredObject
+from worker.testing import MemoryDlq
 
 BUCKET = "images"
 PRESETS = parse_presets("sm:64:webp")
@@ -46,7 +47,9 @@ class MemoryStore:
         finally:
             self.active -= 1
 
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
+    async def head(
+        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
+    ) -> ObjectHead | None:
         if not missing_is_error:
             return None  # outputs never look rendered
         if key not in self.objects:
@@ -63,18 +66,6 @@ def fake_render(data: bytes, presets: Sequence[Preset], limits: Limits) -> list[
     if data == b"corrupt":
         raise CorruptImage("cannot decode: not a JPEG")
     return [Rendition(p, b"thumb:" + data, 1, 1) for p in presets]
-
-
-class MemoryDlq:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[str, dict[str, str]]] = []
-        self.fail = fail
-
-    async def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
-        if self.fail:
-            raise ServiceUnavailable("SendMessage: connection refused")
-        self.sent.append((body, dict(attributes or {})))
-        return "dlq-1"
 
 
 def s3_body(*keys: str) -> str:
