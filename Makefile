@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck pytest bench clean check-deploy deploy deploy-compute-bootstrap deploy-storage deploy-compute test-reliability bench-imaging bench-heic test-system-vips localstack check-containers test-containers bench-peers
+.PHONY: demo test unit lint typecheck pytest bench clean check-deploy deploy deploy-compute-bootstrap deploy-storage deploy-compute test-reliability bench-imaging bench-heic test-system-vips localstack check-containers test-containers bench-peers
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "thumbx needs Python 3.11+"'
@@ -28,6 +28,11 @@ pytest: $(STAMP) localstack
 	THUMBX_LOCALSTACK_PYTHON="$$(tools/localstack/venv.sh)" $(PY) -m pytest -q
 
 test: lint typecheck check-deploy check-containers pytest
+
+# The fast loop: in-process tests only (no emulator, no subprocess worker, no corpus), slow ones left out.
+# Markers come from the test directories (tests/conftest.py) and per module; see pyproject's list.
+unit: $(STAMP)
+	$(PY) -m pytest -q -m "unit and not slow"
 
 # --- deploy templates: offline static checks (issue 7) ---------------------------------------------
 CHECKOV_VENV := $(VENV)/checkov
@@ -100,7 +105,7 @@ deploy-compute:
 	$(COMPUTE_DEPLOY) DeployStage=complete
 
 test-reliability: $(STAMP)
-	$(PY) -m pytest -q tests/unit/test_consumer_reliability.py tests/unit/test_health_metrics.py tests/unit/test_pipeline_idempotency.py tests/integration/test_reliability_*.py tests/unit/test_edges_lifecycle.py tests/integration/test_edges_lifecycle.py
+	$(PY) -m pytest -q -m reliability
 
 # --- containers (issue 6) ------------------------------------------------------------------------------
 # LocalStack's core in its own venv (cached outside the repo): the second emulator of the integration tests.

@@ -25,7 +25,6 @@ import io
 import json
 import os
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,7 +34,7 @@ from PIL import Image
 
 from bench.common import corpus_photos, peak_rss_mb, quiet_json_logging, rss_mb
 from worker.aws.s3 import ObjectHead, StoredObject
-from worker.aws.sqs import BatchResult, Message
+from worker.aws.sqs import Message
 from worker.core.config import Settings
 from worker.core.keys import KeyLayout
 from worker.core.presets import DEFAULT_PRESETS, parse_presets
@@ -45,52 +44,9 @@ from worker.ops.backfill import SourceObject, s3_event
 from worker.runtime.consumer import Consumer
 from worker.runtime.leases import ConsumerConfig
 from worker.runtime.pipeline import Outcome, Pipeline, PipelineConfig
+from worker.testing import MemoryQueue, MemoryStore
 
 BUCKET = "soak"
-
-
-class MemoryQueue:
-    """A MessageQueue over a deque: receive pops, delete and change_visibility succeed."""
-
-    def __init__(self, bodies: Sequence[str]) -> None:
-        self._pending = deque(Message(str(i), f"rh-{i}", b) for i, b in enumerate(bodies))
-
-    async def receive(
-        self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
-    ) -> list[Message]:
-        if not self._pending:
-            await asyncio.sleep(0.05)
-            return []
-        return [self._pending.popleft() for _ in range(min(max_messages, len(self._pending)))]
-
-    async def delete(self, messages: Sequence[Message]) -> BatchResult:
-        return BatchResult()
-
-    async def change_visibility(self, messages: Sequence[Message], timeout: int) -> BatchResult:
-        return BatchResult()
-
-
-class MemoryStore:
-    """An ObjectStore over a dict of sources; puts are counted and dropped."""
-
-    def __init__(self, sources: Mapping[str, bytes]) -> None:
-        self._sources = sources
-        self.written = 0
-
-    async def get(
-        self, bucket: str, key: str, *, version_id: str | None = None, **_bounds: Any
-    ) -> StoredObject:
-        return StoredObject(self._sources[key], etag=str(hash(key)))
-
-    async def head(
-        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
-    ) -> ObjectHead | None:
-        return None
-
-    async def put(
-        self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
-    ) -> None:
-        self.written += len(data)
 
 
 def shrink(data: bytes, edge: int) -> bytes:
@@ -122,7 +78,7 @@ async def run_worker(
         json.dumps(s3_event(BUCKET, SourceObject(keys[i % len(keys)], "e", 0, _epoch()), region="us-east-1"))
         for i in range(renders)
     ]
-    store = MemoryStore(sources)
+    store = MemoryStore(sources, record=False)  # puts counted and dropped
     rss: list[float] = []
     statuses: dict[str, int] = {}
     stop = asyncio.Event()
@@ -141,7 +97,9 @@ async def run_worker(
             executor=pool,
         )
         consumer = Consumer(
-            MemoryQueue(bodies),
+            MemoryQueue(
+                [Message(str(i), f"rh-{i}", b) for i, b in enumerate(bodies)], idle_seconds=0.05, record=False
+            ),
             pipeline,
             ConsumerConfig(concurrency=concurrency, wait_seconds=0),
             metrics=Metrics(),

@@ -24,7 +24,8 @@ _SUB = re.compile(r"\$\{([^}!][^}]*)\}")
 def load(path: Path) -> dict[str, Any]:
     template, problems = decode_str(path.read_text(encoding="utf-8"))
     assert not problems, problems
-    return json.loads(json.dumps(template))
+    plain: dict[str, Any] = json.loads(json.dumps(template))
+    return plain
 
 
 @dataclass

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support import shared_dir
 from worker.demo.emulator import MotoEmulator, moto_client_factory
 from worker.ops.provision import Deployment, Names, provision
+
+# each suite directory is a marker (registered in pyproject): `pytest -m unit`, `-m "not containers"`, ...
+SUITES = ("unit", "integration", "corpus", "containers")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests).parts if item.path.is_relative_to(tests) else ()
+        if parts and parts[0] in SUITES:
+            item.add_marker(parts[0])
 
 
 @pytest.fixture(scope="session")

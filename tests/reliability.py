@@ -191,11 +191,15 @@ def account(
     uploads: Iterable[str],
     expected_dead: int = 0,
     ignored: Iterable[str] = (),
-    sent: int | None = None,
+    sent: int,
 ) -> Ledger:
-    """Check every sent message is rendered, dead-lettered (with a reason) or ignored on purpose, exactly."""
+    """Check every sent message is rendered, dead-lettered (with a reason) or ignored on purpose, exactly.
+
+    ``sent`` is counted apart from the other arguments (messages put on the queue, or distinct message ids
+    the workers received), so a message lost or made up on the way shows as a difference.
+    """
     uploads = list(uploads)
-    ledger = Ledger(sent=sent if sent is not None else len(uploads) + expected_dead + len(list(ignored)))
+    ledger = Ledger(sent=sent)
     ledger.rendered = {key for key in uploads if rendered(deployment, key)}
     ledger.dead = dead_letters(deployment)
     ledger.ignored = set(ignored)

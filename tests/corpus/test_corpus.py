@@ -118,13 +118,17 @@ def _reference(source: Path, size: tuple[int, int]) -> Image.Image:
     exif_transpose leaves the picture as libheif made it).
     """
     ImageFile.LOAD_TRUNCATED_IMAGES = True
-    image = Image.open(source)
+    image: Image.Image = Image.open(source)
     image.draft("RGB", (size[0] * 2, size[1] * 2))
     icc = image.info.get("icc_profile")
     image = ImageOps.exif_transpose(image)
     if icc:
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        image = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"), outputMode="RGB")
+        converted = ImageCms.profileToProfile(
+            image, profile, ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+        assert converted is not None  # inPlace=False returns the new image
+        image = converted
     return image.convert("RGB").resize(size, Image.Resampling.BOX)
 
 

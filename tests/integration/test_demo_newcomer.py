@@ -39,7 +39,12 @@ class _Lines:
         self._queue: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
         stream = proc.stdout
-        threading.Thread(target=lambda: [self._queue.put(line) for line in stream], daemon=True).start()
+
+        def pump() -> None:
+            for line in stream:
+                self._queue.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
 
     def until(self, found: Callable[[str], bool], timeout: float = 120) -> str:
         while True:

@@ -40,6 +40,8 @@ from worker.demo.emulator import MotoEmulator, moto_client_factory
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
 from worker.ops.provision import Deployment, Names, admin_client
 
+pytestmark = pytest.mark.reliability
+
 MAX_RECEIVES = 2
 
 

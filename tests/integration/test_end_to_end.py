@@ -25,13 +25,14 @@ async def test_upload_becomes_thumbnails_owned_by_b(e2e_deployment: Deployment) 
         "thumbnails/holiday photo+1.jpg/lg.jpg": ("image/jpeg", 1024),
     }
     assert set(outcome.outputs) == set(expected) | {"thumbnails/holiday photo+1.jpg/manifest.json"}
+    bucket_owner = s3.get_bucket_acl(Bucket=deployment.bucket)["Owner"]["ID"]  # account B's canonical id
     for key, (content_type, longest) in expected.items():
         got = s3.get_object(Bucket=deployment.bucket, Key=key)
         assert got["ContentType"] == content_type
         assert got["Metadata"]["thumbx-preset"] in key
         assert max(Image.open(io.BytesIO(got["Body"].read())).size) == longest
         acl = s3.get_object_acl(Bucket=deployment.bucket, Key=key)
-        assert acl["Owner"]["ID"], "objects are owned by the bucket owner (no ACL sent)"
+        assert acl["Owner"]["ID"] == bucket_owner, "objects are owned by the bucket owner (no ACL sent)"
     # the message was deleted once every output was written
     sqs = admin_client(deployment, "sqs")
     attrs = sqs.get_queue_attributes(QueueUrl=deployment.queue_url, AttributeNames=["All"])["Attributes"]

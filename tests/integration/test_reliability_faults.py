@@ -20,6 +20,8 @@ from worker.aws.credentials import RefreshWindows
 from worker.demo.emulator import MotoEmulator
 from worker.ops.provision import Deployment
 
+pytestmark = pytest.mark.reliability
+
 PUT_ATTEMPTS = 4  # botocore's retries={"max_attempts": 3} means 3 retries after the first attempt
 
 
@@ -56,7 +58,7 @@ async def test_s3_throttling_and_5xx_are_retried_and_nothing_is_lost(
     assert [(o.key, o.reason) for o in failed] == [(unlucky, "service_unavailable")]
     assert worker.metrics.count("thumbx_messages_retried_total") == 1
     assert sorted(o.key for o in worker.outcomes if o.status == "succeeded") == sorted(keys)
-    account(deployment, uploads=keys)
+    account(deployment, uploads=keys, sent=len({m.message_id for m in worker.messages}))
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -131,4 +133,4 @@ async def test_sts_outage_pauses_receiving_and_recovers_without_burning_messages
     assert proxy.injected("sts") >= 2
     upload_messages = [m for m in worker.messages if "outage" in m.body]
     assert sorted(m.receive_count for m in upload_messages) == [1, 1, 1], "no receive count was burned"
-    account(deployment, uploads=keys)
+    account(deployment, uploads=keys, sent=len({m.message_id for m in upload_messages}))

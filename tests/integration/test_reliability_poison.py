@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.reliability import account, dead_letters, fresh_queue, image, queue_counts, upload
 from tests.support import running_worker, wait_until, worker_settings
 from tests.unit.images import lying_png
 from worker.ops.provision import Deployment, admin_client
+
+pytestmark = pytest.mark.reliability
 
 
 async def test_poison_messages_are_dead_lettered_once_with_their_reason(deployment: Deployment) -> None:

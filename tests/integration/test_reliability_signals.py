@@ -19,6 +19,8 @@ from tests.reliability import (
 from tests.support import running_worker, wait_until
 from worker.ops.provision import Deployment
 
+pytestmark = pytest.mark.reliability
+
 SHUTDOWN_SECONDS = 4
 
 
@@ -68,7 +70,7 @@ async def test_sigterm_mid_render_exits_0_in_time_and_returns_unfinished_at_once
     # a new worker finishes the returned message: every upload is accounted for
     async with running_worker(deployment) as fresh:
         await wait_until(lambda: fresh.outcome_for(stuck) is not None, timeout=30)
-    account(deployment, uploads=[fast, stuck, finishing])
+    account(deployment, uploads=[fast, stuck, finishing], sent=3)  # one notification per upload
 
 
 @pytest.mark.slow
@@ -104,4 +106,4 @@ async def test_sigkill_mid_batch_then_new_worker_loses_nothing(deployment: Deplo
             raise
     redelivered = [m for m in fresh.messages if m.receive_count >= 2]
     assert redelivered, "messages held by the killed worker came back"
-    account(deployment, uploads=keys)
+    account(deployment, uploads=keys, sent=len(keys))  # one notification per upload

@@ -71,5 +71,14 @@ def open_output(data: bytes) -> Image.Image:
     return image
 
 
-def near(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 40) -> bool:
+def pixel(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
+    """The pixel at ``xy`` of a multi-band image (what ``getpixel`` returns for one, typed)."""
+    value = image.getpixel(xy)
+    assert isinstance(value, tuple), f"{image.mode} has one band: {value}"
+    return value
+
+
+def near(actual: float | tuple[int, ...] | None, expected: tuple[int, ...], tolerance: int = 40) -> bool:
+    """``actual`` (a ``getpixel`` result) within ``tolerance`` of ``expected`` in every band."""
+    assert isinstance(actual, tuple), f"not a multi-band pixel: {actual}"
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=False))

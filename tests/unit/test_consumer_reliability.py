@@ -3,58 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from worker.aws.sqs import BatchResult, Message
+import pytest
+from structlog.testing import capture_logs
+
 from worker.core.errors import CredentialsUnavailable
 from worker.core.events import Item, ObjectRef
 from worker.observability.telemetry import Metrics
 from worker.runtime.consumer import Consumer
 from worker.runtime.leases import ConsumerConfig, Lease, extension_due
 from worker.runtime.pipeline import Outcome
+from worker.testing import ManualClock, MemoryQueue, s3_message
 
-
-def message(key: str, receive_count: int = 1) -> Message:
-    record = {
-        "eventSource": "aws:s3",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": "b"}, "object": {"key": key}},
-    }
-    return Message(f"id-{key}", f"rh-{key}", json.dumps({"Records": [record]}), receive_count)
-
-
-class FakeQueue:
-    def __init__(self, messages: Sequence[Message] = ()) -> None:
-        self.pending = list(messages)
-        self.receives: list[int] = []
-        self.deleted: list[str] = []
-        self.visibility: list[tuple[list[str], int]] = []
-        self.delete_delay = 0.0
-        self.delete_calls = 0
-
-    async def receive(
-        self, max_messages: int, wait_seconds: int, *, visibility_timeout: int | None = None
-    ) -> list[Message]:
-        self.receives.append(max_messages)
-        if not self.pending:
-            await asyncio.sleep(0.02)
-            return []
-        batch, self.pending = self.pending[:max_messages], self.pending[max_messages:]
-        return batch
-
-    async def delete(self, messages: Sequence[Message]) -> BatchResult:
-        self.delete_calls += 1
-        await asyncio.sleep(self.delete_delay)
-        self.deleted.extend(m.message_id for m in messages)
-        return BatchResult()
-
-    async def change_visibility(self, messages: Sequence[Message], timeout: int) -> BatchResult:
-        self.visibility.append(([m.message_id for m in messages], timeout))
-        return BatchResult()
-
+pytestmark = pytest.mark.reliability
 
 Behaviour = Callable[[ObjectRef], Awaitable[Outcome]]
 
@@ -98,7 +62,7 @@ def config(**overrides: Any) -> ConsumerConfig:
 
 
 async def test_acks_arriving_during_a_delete_call_go_out_without_waiting_for_shutdown() -> None:
-    queue = FakeQueue([message(f"k{i}") for i in range(6)])
+    queue = MemoryQueue([s3_message(f"k{i}") for i in range(6)])
     queue.delete_delay = 0.3  # k0's batch is still in flight when the others finish
 
     async def later(ref: ObjectRef) -> Outcome:
@@ -120,7 +84,7 @@ async def test_acks_arriving_during_a_delete_call_go_out_without_waiting_for_shu
 
 
 async def test_stop_during_a_delete_call_lets_it_finish_and_counts_it() -> None:
-    queue = FakeQueue([message("k")])
+    queue = MemoryQueue([s3_message("k")])
     queue.delete_delay = 0.3
     metrics = Metrics()
     consumer = Consumer(queue, FakePipeline(), config(), metrics=metrics)  # type: ignore[arg-type]
@@ -130,7 +94,7 @@ async def test_stop_during_a_delete_call_lets_it_finish_and_counts_it() -> None:
 
 
 async def test_receives_only_when_there_is_room() -> None:
-    queue = FakeQueue([message(f"k{i}") for i in range(5)])
+    queue = MemoryQueue([s3_message(f"k{i}") for i in range(5)])
     pipeline = FakePipeline({f"k{i}": forever for i in range(5)})
     consumer = Consumer(queue, pipeline, config(concurrency=2, shutdown_seconds=0.2))  # type: ignore[arg-type]
     await run_for(consumer, lambda: len(pipeline.started) == 2)
@@ -140,7 +104,7 @@ async def test_receives_only_when_there_is_room() -> None:
 
 
 async def test_refills_in_batches_of_half_the_slots_not_one_message_at_a_time() -> None:
-    queue = FakeQueue([message(f"k{i}") for i in range(40)])
+    queue = MemoryQueue([s3_message(f"k{i}") for i in range(40)])
 
     def staggered(i: int) -> Behaviour:
         async def finish(ref: ObjectRef) -> Outcome:
@@ -158,7 +122,7 @@ async def test_refills_in_batches_of_half_the_slots_not_one_message_at_a_time() 
 
 
 async def test_shutdown_deadline_returns_unfinished_at_once_and_flushes_finished() -> None:
-    queue = FakeQueue([message("stuck"), message("quick")])
+    queue = MemoryQueue([s3_message("stuck"), s3_message("quick")])
     pipeline = FakePipeline({"stuck": forever}, delay=0.3)
     consumer = Consumer(queue, pipeline, config(shutdown_seconds=1.0))  # type: ignore[arg-type]
     took = await run_for(consumer, lambda: len(pipeline.started) == 2)
@@ -169,8 +133,8 @@ async def test_shutdown_deadline_returns_unfinished_at_once_and_flushes_finished
 
 
 async def test_credential_failure_pauses_receiving_instead_of_burning_receive_counts() -> None:
-    messages = [message(f"k{i}") for i in range(4)]
-    queue = FakeQueue(messages)
+    messages = [s3_message(f"k{i}") for i in range(4)]
+    queue = MemoryQueue(messages)
 
     async def no_credentials(ref: ObjectRef) -> Outcome:
         return Outcome("transient", CredentialsUnavailable.reason, ref.bucket, ref.key)
@@ -183,7 +147,7 @@ async def test_credential_failure_pauses_receiving_instead_of_burning_receive_co
 
 
 async def test_gate_failure_holds_receiving_and_resumes_on_its_own() -> None:
-    queue = FakeQueue([message("k0")])
+    queue = MemoryQueue([s3_message("k0")])
     calls = 0
 
     async def gate() -> None:
@@ -199,10 +163,12 @@ async def test_gate_failure_holds_receiving_and_resumes_on_its_own() -> None:
 
 
 async def test_heartbeat_extends_every_due_message_in_one_batch() -> None:
-    queue = FakeQueue([message(f"k{i}") for i in range(3)])
+    queue = MemoryQueue([s3_message(f"k{i}") for i in range(3)])
     pipeline = FakePipeline({f"k{i}": forever for i in range(3)})
-    consumer = Consumer(  # type: ignore[arg-type]
-        queue, pipeline, config(concurrency=3, visibility_timeout=2, shutdown_seconds=0.2)
+    consumer = Consumer(
+        queue,
+        pipeline,  # type: ignore[arg-type]
+        config(concurrency=3, visibility_timeout=2, shutdown_seconds=0.2),
     )
     await run_for(consumer, lambda: any(t == 2 for _, t in queue.visibility), timeout=5)
     batch = next(ids for ids, t in queue.visibility if t == 2)
@@ -211,8 +177,39 @@ async def test_heartbeat_extends_every_due_message_in_one_batch() -> None:
 
 def test_extension_stops_at_the_cap() -> None:
     cfg = ConsumerConfig(visibility_timeout=60, max_extend_seconds=100)
-    lease = Lease(message("k"), received_at=0.0, visible_until=60.0)
+    lease = Lease(s3_message("k"), received_at=0.0, visible_until=60.0)
     assert extension_due(lease, now=10.0, config=cfg) is None  # 50 s left: not due
     assert extension_due(lease, now=40.0, config=cfg) == 60
     assert extension_due(lease, now=80.0, config=cfg) == 20  # only up to the cap
     assert extension_due(lease, now=101.0, config=cfg) is None
+
+
+async def test_heartbeat_extends_on_the_consumers_clock_and_stops_at_the_cap() -> None:
+    clock = ManualClock(1000.0)
+    queue = MemoryQueue([s3_message("k")])
+    started = asyncio.Event()
+
+    async def held(_ref: ObjectRef) -> Outcome:
+        started.set()
+        return await forever(_ref)
+
+    pipeline = FakePipeline({"k": held})
+    cfg = config(visibility_timeout=60, max_extend_seconds=100, shutdown_seconds=0.2)
+    consumer = Consumer(queue, pipeline, cfg, clock=clock)  # type: ignore[arg-type]
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))  # its own heartbeat sleeps 15 s: never beats here
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        await consumer.extend_due()
+        assert queue.visibility == [], "60 s left of 60: not due"
+        clock.advance(40)
+        await consumer.extend_due()
+        assert queue.visibility == [(["id-k"], 60)]
+        clock.advance(70)  # 110 s held: past the 100 s cap
+        with capture_logs() as logs:
+            await consumer.extend_due()
+        assert queue.visibility == [(["id-k"], 60)], "no extension past the cap"
+        assert [e["event"] for e in logs] == ["heartbeat_cap_reached"]
+    finally:
+        stop.set()
+        await task

@@ -98,7 +98,7 @@ def make_steps(**variables: str) -> list[Step]:
 
 
 def _principals(document: Any) -> list[str]:
-    found = []
+    found: list[str] = []
     for statement in document.get("Statement", []):
         principal = statement.get("Principal")
         if isinstance(principal, dict):

@@ -21,7 +21,8 @@ STORAGE, COMPUTE = "storage-account.yaml", "compute-account.yaml"
 def _load(name: str) -> dict[str, Any]:
     template, problems = decode_str((DEPLOY_DIR / name).read_text(encoding="utf-8"))
     assert not problems, problems
-    return json.loads(json.dumps(template))  # plain dicts and lists
+    plain: dict[str, Any] = json.loads(json.dumps(template))  # plain dicts and lists
+    return plain
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,9 @@ def test_a_dead_letter_reads_its_attributes_and_the_old_index_name() -> None:
 
 def test_the_table_lines_up_and_ages_read_as_humans_say_them() -> None:
     letters = [dlq.from_sqs(_message(1)), dlq.from_sqs(_message(22, "unsupported_format"))]
-    now = letters[0].sent_at + timedelta(hours=5, minutes=10)  # type: ignore[operator]
+    sent_at = letters[0].sent_at
+    assert sent_at is not None
+    now = sent_at + timedelta(hours=5, minutes=10)
     assert dlq.table(letters, now).splitlines() == [
         "reason              key           receives  age  message id",
         "------------------  ------------  --------  ---  ----------",

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 import worker.observability.telemetry as observability
-from tests.unit.test_consumer_reliability import FakePipeline, FakeQueue, config, message, run_for
+from tests.unit.test_consumer_reliability import FakePipeline, config, run_for
 from worker.aws.errors import mapped
 from worker.aws.sqs import BatchResult, Message
 from worker.aws.startup import StartupAborted, StartupPolicy, StartupState, until_ready
@@ -23,6 +23,9 @@ from worker.core.redrive import RedrivePolicy, parse_redrive
 from worker.runtime.consumer import Consumer
 from worker.runtime.dead_letter import dead_letter_attributes, final_fate
 from worker.runtime.pipeline import Outcome
+from worker.testing import MemoryDlq, MemoryQueue, s3_message
+
+pytestmark = pytest.mark.reliability
 
 REDRIVE = RedrivePolicy("arn:aws:sqs:us-east-1:1:dlq", 3)
 
@@ -64,22 +67,13 @@ def test_the_last_receive_carries_the_transient_reason_and_its_receive_count() -
     assert attributes["thumbx-receive-count"] == "3"
 
 
-class MemoryDlq:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, str]]] = []
-
-    async def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
-        self.sent.append((body, dict(attributes or {})))
-        return "dlq-id"
-
-
 class ExplodingPipeline(FakePipeline):
     async def process(self, item: object) -> Outcome:
         raise RecursionError("maximum recursion depth exceeded")
 
 
 async def test_a_bug_on_the_last_receive_is_dead_lettered_as_unexpected() -> None:
-    queue = FakeQueue([message("early", receive_count=1), message("last", receive_count=3)])
+    queue = MemoryQueue([s3_message("early", receive_count=1), s3_message("last", receive_count=3)])
     dlq = MemoryDlq()
     consumer = Consumer(queue, ExplodingPipeline(), config(), dead_letters=dlq, redrive=REDRIVE)  # type: ignore[arg-type]
     await run_for(consumer, lambda: bool(dlq.sent) and bool(queue.deleted))
@@ -131,13 +125,13 @@ def test_aiohttp_errors_from_a_dropped_connection_are_typed_as_transient() -> No
         raise aiohttp.ClientPayloadError("Response payload is not completed")
 
 
-class DroppingQueue(FakeQueue):
+class DroppingQueue(MemoryQueue):
     async def delete(self, messages: Sequence[Message]) -> BatchResult:
         raise RuntimeError("an unmapped error from the HTTP stack")
 
 
 async def _consume_with_failing_deletes() -> None:
-    queue = DroppingQueue([message(f"k{i}") for i in range(3)])
+    queue = DroppingQueue([s3_message(f"k{i}") for i in range(3)])
     pipeline = FakePipeline()
     consumer = Consumer(queue, pipeline, config(delete_batch_delay=0.01))  # type: ignore[arg-type]
     await run_for(consumer, lambda: len(pipeline.started) == 3)

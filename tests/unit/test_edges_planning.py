@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from tests.support import jpeg_bytes
 from worker.aws.errors import classify
-from worker.aws.s3 import ObjectHead, StoredObject
+from worker.aws.s3 import StoredObject
 from worker.core.budget import MemoryBudget, MemoryBusy, budget_for, current_reservation
 from worker.core.errors import (
     BadKey,
@@ -29,6 +29,7 @@ from worker.core.keys import KeyLayout, check_source_key, source_key_digest
 from worker.core.presets import DEFAULT_PRESETS, Preset, parse_presets
 from worker.imaging import Limits, Rendition
 from worker.runtime.pipeline import Pipeline, PipelineConfig
+from worker.testing import MemoryStore, static_render
 
 PRESETS = parse_presets(DEFAULT_PRESETS)
 MIB = 1024 * 1024
@@ -115,43 +116,13 @@ def test_missing_or_denied_sources_are_permanent_and_other_answers_still_transie
         assert not classify(client_error(code, status), what="PutObject").permanent
 
 
-class FakeStore:
-    def __init__(self, objects: dict[str, tuple[bytes, dict[str, str]]]) -> None:
-        self.objects = objects
-        self.calls: list[tuple[str, str]] = []
-
-    async def get(self, bucket: str, key: str, **_bounds: Any) -> StoredObject:
-        self.calls.append(("get", key))
-        data, meta = self.objects[key]
-        return StoredObject(data, etag=f"etag-{len(data)}", metadata=meta)
-
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
-        self.calls.append(("head-source" if missing_is_error else "head", key))
-        if key not in self.objects:
-            if missing_is_error:
-                raise ObjectMissing(f"HeadObject {key}: 404")
-            return None
-        data, meta = self.objects[key]
-        return ObjectHead(etag=f"etag-{len(data)}", metadata=meta, size=len(data))
-
-    async def put(
-        self, bucket: str, key: str, data: bytes, *, content_type: str, metadata: Mapping[str, str]
-    ) -> None:
-        self.calls.append(("put", key))
-        self.objects[key] = (data, dict(metadata))
-
-
-def fake_render(data: bytes, presets: Sequence[Preset], limits: Limits) -> list[Rendition]:
-    return [Rendition(p, b"thumb-" + p.name.encode(), 1, 1) for p in presets]
-
-
-def pipeline(store: FakeStore, limits: Limits | None = None, renderer: Any = fake_render) -> Pipeline:
+def pipeline(store: MemoryStore, limits: Limits | None = None, renderer: Any = static_render) -> Pipeline:
     config = PipelineConfig(frozenset({"b"}), KeyLayout(), PRESETS, limits=limits or Limits())
-    return Pipeline(store, config, renderer=renderer)  # type: ignore[arg-type]
+    return Pipeline(store, config, renderer=renderer)
 
 
 async def test_refusals_at_planning_cost_no_call() -> None:
-    store = FakeStore({})
+    store = MemoryStore({})
     long_key = "input/" + "é" * 600  # 1206 bytes of output key
     for key, reason in (("input/a/../b.jpg", "bad_key"), (long_key, "key_too_long")):
         outcome = await pipeline(store).process(ObjectRef("b", key, etag="e"))
@@ -165,17 +136,17 @@ async def test_refusals_at_planning_cost_no_call() -> None:
 
 async def test_a_long_non_ascii_key_fits_the_metadata_limit() -> None:
     key = "input/" + "é" * 330  # 660 bytes; its percent-encoding alone would be 1,980
-    store = FakeStore({key: (b"src", {})})
+    store = MemoryStore({key: b"src"})
     outcome = await pipeline(store).process(ObjectRef("b", key, etag="etag-3"))
     assert outcome.reason == "rendered"
-    _, meta = store.objects[outcome.outputs[0]]
+    meta = store.metadata[outcome.outputs[0]]
     assert meta["thumbx-source-key-sha256"] == source_key_digest(key)
     assert sum(len(k.encode()) + len(v.encode()) for k, v in meta.items()) < 2048
 
 
 async def test_without_an_etag_one_head_of_the_source_makes_redelivery_cheap() -> None:
     source = jpeg_bytes(64, 48)
-    store = FakeStore({"input/a.jpg": (source, {})})
+    store = MemoryStore({"input/a.jpg": source})
     first = await pipeline(store).process(ObjectRef("b", "input/a.jpg"))
     assert first.reason == "rendered"
     store.calls.clear()
@@ -236,10 +207,10 @@ async def test_renders_inside_a_full_budget_drop_their_bytes_wait_and_download_a
             peak = max(peak, budget.in_use)
             with contextlib.suppress(threading.BrokenBarrierError):
                 gate.wait()  # two renders at once, so the others find the budget full
-        return fake_render(data, presets, lim)
+        return static_render(data, presets, lim)
 
     keys = [f"input/{i}.jpg" for i in range(10)]
-    store = FakeStore({key: (b"x" * (30 * MIB), {}) for key in keys})
+    store = MemoryStore({key: b"x" * (30 * MIB) for key in keys})
     runner = pipeline(store, limits, render_in_reservation)
     outcomes = await asyncio.wait_for(
         asyncio.gather(*(runner.process(ObjectRef("b", k, etag="e", size=30 * MIB)) for k in keys)), 60
@@ -322,20 +293,19 @@ async def test_admission_sees_the_content_length_before_the_body() -> None:
     assert seen == [(1000, 0)]
 
 
-class AdmittingStore(FakeStore):
+class AdmittingStore(MemoryStore):
     """Calls ``admit`` with the object's length before handing over its bytes, as S3Store does."""
 
     async def get(self, bucket: str, key: str, **bounds: Any) -> StoredObject:
-        data, _ = self.objects[key]
         if bounds.get("admit"):
-            bounds["admit"](len(data))
+            bounds["admit"](len(self.objects[key]))
         return await super().get(bucket, key)
 
 
 async def test_a_source_larger_than_its_event_said_waits_for_room_instead_of_failing() -> None:
     total = 100 * MIB
     budget = budget_for(total)
-    store = AdmittingStore({"input/a.jpg": (b"x" * (30 * MIB), {})})
+    store = AdmittingStore({"input/a.jpg": b"x" * (30 * MIB)})
     runner = pipeline(store, Limits(max_bytes=40 * MIB, memory_budget_bytes=total))
     async with budget.reserve(50 * MIB) as other:
         job = asyncio.create_task(runner.process(ObjectRef("b", "input/a.jpg", etag="e", size=1)))

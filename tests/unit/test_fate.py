@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from structlog.testing import capture_logs
 
-from tests.unit.test_consumer_reliability import FakeQueue, config, run_for
-from tests.unit.test_lambda_batch import BUCKET, PRESETS, MemoryDlq, MemoryStore, fake_render, processor
+from tests.unit.test_consumer_reliability import config, run_for
+from tests.unit.test_lambda_batch import BUCKET, PRESETS, MemoryStore, fake_render, processor
 from worker.aws.sqs import Message
 from worker.core import errors
 from worker.core.keys import KeyLayout
@@ -19,6 +20,7 @@ from worker.runtime.batch import BatchRecord
 from worker.runtime.consumer import Consumer
 from worker.runtime.fate import REASONS, TIME_GUARD, UNEXPECTED, Reason
 from worker.runtime.pipeline import Pipeline, PipelineConfig
+from worker.testing import MemoryDlq, MemoryQueue
 
 
 def test_the_registry_names_every_error_reason_with_its_permanence() -> None:
@@ -53,7 +55,7 @@ def record_counts(metrics: Metrics) -> dict[str, float]:
     return {name: metrics.count(name) for name in RECORD_SERIES}
 
 
-def message_done(logs: list[dict[str, Any]]) -> dict[str, Any]:
+def message_done(logs: Sequence[MutableMapping[str, Any]]) -> MutableMapping[str, Any]:
     [event] = [e for e in logs if e["event"] == "message_done"]
     return event
 
@@ -69,7 +71,7 @@ async def test_the_consumer_and_the_lambda_count_and_log_a_message_the_same_way(
     pipeline = Pipeline(
         MemoryStore(OBJECTS), PipelineConfig(frozenset({BUCKET}), KeyLayout(), PRESETS), renderer=fake_render
     )
-    queue = FakeQueue([Message("m-1", "rh-1", text, 1)])
+    queue = MemoryQueue([Message("m-1", "rh-1", text, 1)])
     consumer = Consumer(queue, pipeline, config(), metrics=consumer_metrics, dead_letters=consumer_dlq)
     with capture_logs() as consumer_logs:
         await run_for(consumer, lambda: queue.deleted == ["m-1"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.aws.credentials import CredentialStats
@@ -13,6 +14,8 @@ from worker.observability.emf import EmfReporter, emf_document
 from worker.observability.health import HealthProbe, render_metrics
 from worker.observability.telemetry import Metrics
 from worker.runtime.leases import ConsumerStatus
+
+pytestmark = pytest.mark.reliability
 
 
 def test_prometheus_text_has_counters_by_reason_histograms_and_credential_expiry() -> None:

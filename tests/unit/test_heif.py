@@ -15,7 +15,7 @@ import pyvips
 from PIL import Image, ImageChops, ImageCms, ImageStat
 
 from tests.heic import pillow_heif
-from tests.unit.images import BLUE, GREEN, INVERSE, RED, WHITE, near, open_output, quadrants
+from tests.unit.images import BLUE, GREEN, INVERSE, RED, WHITE, near, open_output, pixel, quadrants
 from worker.core.errors import CorruptImage, ImageTooLarge, RenderTimeout, UnsupportedFormat
 from worker.core.presets import parse_presets
 from worker.imaging import Limits, heif, probe, render
@@ -95,20 +95,20 @@ def test_alpha_is_kept_in_png_and_flattened_on_the_background_in_jpeg() -> None:
     data = heic(source)
     png = one("t:120:png", data)
     assert png.mode == "RGBA"
-    assert png.getpixel((15, 10))[3] == 0
-    assert png.getpixel((100, 10))[3] == 255
+    assert pixel(png, (15, 10))[3] == 0
+    assert pixel(png, (100, 10))[3] == 255
     jpeg = one("t:120:jpeg:bg=ff00ff", data).convert("RGB")
     assert near(jpeg.getpixel((15, 10)), (255, 0, 255))
     assert near(jpeg.getpixel((100, 10)), GREEN)
 
 
 def test_premultiplied_alpha_is_undone() -> None:
-    pixel = bytes((100, 50, 25, 128))  # (200, 100, 50) at half coverage, premultiplied
-    heif_file = pillow_heif.from_bytes("RGBa", (60, 40), pixel * (60 * 40))
+    premultiplied = bytes((100, 50, 25, 128))  # (200, 100, 50) at half coverage
+    heif_file = pillow_heif.from_bytes("RGBa", (60, 40), premultiplied * (60 * 40))
     out = io.BytesIO()
     heif_file.save(out, quality=100, chroma=444)
     png = one("t:60:png", out.getvalue())
-    red, green, blue, alpha = png.getpixel((30, 20))
+    red, green, blue, alpha = pixel(png, (30, 20))
     assert abs(alpha - 128) <= 1
     assert near((red, green, blue), (200, 100, 50), tolerance=6)
 

@@ -23,6 +23,7 @@ from worker.runtime.batch import (
     UnreportableFailure,
 )
 from worker.runtime.pipeline import Pipeline, PipelineConfig
+from worker.testing import MemoryDlq
 
 BUCKET = "images"
 PRESETS = parse_presets("sm:64:webp")
@@ -47,7 +48,9 @@ class MemoryStore:
         finally:
             self.active -= 1
 
-    async def head(self, bucket: str, key: str, *, missing_is_error: bool = False) -> ObjectHead | None:
+    async def head(
+        self, bucket: str, key: str, *, missing_is_error: bool = False, version_id: str | None = None
+    ) -> ObjectHead | None:
         if not missing_is_error:
             return None  # outputs never look rendered
         if key not in self.objects:
@@ -64,18 +67,6 @@ def fake_render(data: bytes, presets: Sequence[Preset], limits: Limits) -> list[
     if data == b"corrupt":
         raise CorruptImage("cannot decode: not a JPEG")
     return [Rendition(p, b"thumb:" + data, 1, 1) for p in presets]
-
-
-class MemoryDlq:
-    def __init__(self, fail: bool = False) -> None:
-        self.sent: list[tuple[str, dict[str, str]]] = []
-        self.fail = fail
-
-    async def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
-        if self.fail:
-            raise ServiceUnavailable("SendMessage: connection refused")
-        self.sent.append((body, dict(attributes or {})))
-        return "dlq-1"
 
 
 def s3_body(*keys: str) -> str:

@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.support import jpeg_bytes
-from tests.unit.test_pipeline_idempotency import FakeStore
+from tests.unit.test_pipeline_idempotency import marker_last_store
 from worker.aws.s3 import ObjectHead
 from worker.core import manifest
 from worker.core.errors import KeyTooLong
@@ -17,23 +17,24 @@ from worker.core.freshness import Wanted, verdict
 from worker.core.keys import KeyLayout
 from worker.core.presets import DEFAULT_PRESETS, parse_presets
 from worker.runtime.pipeline import Pipeline, PipelineConfig
+from worker.testing import MemoryStore
 
 PRESETS = parse_presets(DEFAULT_PRESETS)
 KEY = "input/a.jpg"
 MANIFEST = "thumbnails/a.jpg/manifest.json"
 
 
-def pipeline(store: FakeStore, *, on: bool = True) -> Pipeline:
+def pipeline(store: MemoryStore, *, on: bool = True) -> Pipeline:
     config = PipelineConfig(buckets=frozenset({"b"}), layout=KeyLayout(), presets=PRESETS, manifest=on)
-    return Pipeline(store, config)  # type: ignore[arg-type]
+    return Pipeline(store, config)
 
 
-def source_store() -> tuple[FakeStore, str]:
+def source_store() -> tuple[MemoryStore, str]:
     data = jpeg_bytes(300, 200)
-    return FakeStore({KEY: (data, {})}), f"etag-{len(data)}"
+    return marker_last_store({KEY: data}), f"etag-{len(data)}"
 
 
-def puts(store: FakeStore) -> list[str]:
+def puts(store: MemoryStore) -> list[str]:
     return [key for op, key in store.calls if op == "put"]
 
 
@@ -43,18 +44,18 @@ async def test_the_manifest_is_written_after_every_rendition() -> None:
     assert outcome.reason == "rendered"
     assert puts(store)[-1] == MANIFEST
     assert sorted(puts(store)[:-1]) == sorted(f"thumbnails/a.jpg/{p.name}.{p.extension}" for p in PRESETS)
-    body, metadata = store.objects[MANIFEST]
+    body, metadata = store.objects[MANIFEST], store.metadata[MANIFEST]
     doc = json.loads(body)
     assert doc["renditions"]["lg"] == {
         "key": "thumbnails/a.jpg/lg.jpg",
         "content_type": "image/jpeg",
         "width": 300,
         "height": 200,
-        "bytes": len(store.objects["thumbnails/a.jpg/lg.jpg"][0]),
+        "bytes": len(store.objects["thumbnails/a.jpg/lg.jpg"]),
     }
     assert metadata["thumbx-preset"] == "manifest", "the loop guard recognises it as our own output"
     assert metadata[manifest.SCHEMA_METADATA] == "1"
-    assert manifest.SCHEMA_METADATA not in store.objects["thumbnails/a.jpg/lg.jpg"][1]
+    assert manifest.SCHEMA_METADATA not in store.metadata["thumbnails/a.jpg/lg.jpg"]
 
 
 async def test_a_redelivery_heads_the_manifest_and_an_older_schema_renders_again() -> None:
@@ -64,11 +65,10 @@ async def test_a_redelivery_heads_the_manifest_and_an_older_schema_renders_again
     again = await pipeline(store).process(ObjectRef("b", KEY, etag=etag))
     assert again.reason == "already_rendered"
     assert store.calls == [("head", MANIFEST)]
-    body, metadata = store.objects[MANIFEST]
-    store.objects[MANIFEST] = (body, metadata | {manifest.SCHEMA_METADATA: "0"})
+    store.metadata[MANIFEST] |= {manifest.SCHEMA_METADATA: "0"}
     upgraded = await pipeline(store).process(ObjectRef("b", KEY, etag=etag))
     assert upgraded.reason == "rendered"
-    assert store.objects[MANIFEST][1][manifest.SCHEMA_METADATA] == "1"
+    assert store.metadata[MANIFEST][manifest.SCHEMA_METADATA] == "1"
 
 
 async def test_with_manifests_off_the_last_preset_is_the_marker_and_no_manifest_is_written() -> None:
@@ -97,8 +97,8 @@ async def test_a_newer_event_for_the_same_bytes_renders_so_the_newer_sequencer_i
     assert same.reason == "already_rendered"
     newer = await pipeline(store).process(ObjectRef("b", KEY, etag=etag, sequencer="0B"))
     assert newer.reason == "rendered"
-    assert store.objects[MANIFEST][1]["thumbx-source-sequencer"] == "0B"
-    assert json.loads(store.objects[MANIFEST][0])["source"]["sequencer"] == "0B"
+    assert store.metadata[MANIFEST]["thumbx-source-sequencer"] == "0B"
+    assert json.loads(store.objects[MANIFEST])["source"]["sequencer"] == "0B"
 
 
 def test_manifest_bytes_are_deterministic_and_sorted() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
-from worker.core import config
+from worker.core import settings
 from worker.core.config import RoleSettings, load_settings
 from worker.core.errors import ConfigError
 from worker.ops import perimeter, policies
@@ -101,14 +101,12 @@ def test_thumbx_role_reads_input_writes_output_and_nothing_else() -> None:
     granted = {
         (a, r) for s in _statements(document) for a in _list(s["Action"]) for r in _list(s["Resource"])
     }
-    s3 = {pair for pair in granted if pair[0].startswith("s3:")}
-    assert s3 == {
+    assert granted == {  # exactly these, of any service: nothing to delete, list, or reach outside S3
         ("s3:GetObject", "arn:aws:s3:::thumbx-storage/input/*"),
         ("s3:GetObjectVersion", "arn:aws:s3:::thumbx-storage/input/*"),
         ("s3:GetObject", "arn:aws:s3:::thumbx-storage/thumbnails/*"),
         ("s3:PutObject", "arn:aws:s3:::thumbx-storage/thumbnails/*"),
     }
-    assert not any("Delete" in action or "List" in action for action, _ in s3)
     for statement in _statements(document):  # the bucket of that name in B, not one re-created elsewhere
         assert statement["Condition"] == {"StringEquals": {"s3:ResourceAccount": B}}
 
@@ -259,7 +257,7 @@ def test_compute_roles_may_only_assume_thumbx_role_and_read_their_queue() -> Non
 
 
 def test_session_duration_never_exceeds_an_hour() -> None:
-    assert policies.MAX_SESSION_SECONDS == config.MAX_SESSION_SECONDS == 3600
+    assert policies.MAX_SESSION_SECONDS == settings.MAX_SESSION_SECONDS == 3600
     assert RoleSettings("arn:aws:iam::1:role/x").duration_seconds <= 3600
     env = {
         "THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/q",

@@ -304,7 +304,9 @@ def test_render_help_lists_exactly_the_variables_render_reads() -> None:
     load_limits(env)
     load_presets(env)
     assert env.asked == set(RENDER_SETTINGS)
-    epilog = build_parser()._subparsers._group_actions[0].choices["render"].epilog  # type: ignore[union-attr]
+    choices = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert isinstance(choices, dict)
+    epilog = choices["render"].epilog
     listed = {word for word in epilog.split() if word.startswith("THUMBX_")}
     assert listed == set(RENDER_SETTINGS)
 

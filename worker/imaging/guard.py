@@ -33,7 +33,7 @@ class Deadline:
         self._end = time.monotonic() + seconds
         self._images: list[Any] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._kill_all)
+        self._timer = threading.Timer(seconds, self.expire)
         self._timer.daemon = True
         self.killed = False
 
@@ -68,7 +68,10 @@ class Deadline:
             self._kill(image)
         return image
 
-    def _kill_all(self) -> None:
+    def expire(self) -> None:
+        """End the time now (the timer calls this at the deadline): kill every image watched so far, and
+        those watched from now on as they are registered."""
+        self._end = min(self._end, time.monotonic())
         with self._lock:
             images = list(self._images)
         for image in images:

@@ -73,8 +73,10 @@ class Consumer:
         gate: ReadinessGate | None = None,
         redrive: RedrivePolicy | None = None,
         status: ConsumerStatus | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
+        self._clock = clock  # lease times and the heartbeat's cap (worker.testing.ManualClock in tests)
         self._redrive = redrive  # the source queue's: a failure on its last receive is dead-lettered here
         self._pipeline = pipeline
         self._config = config
@@ -86,7 +88,7 @@ class Consumer:
         self._leases: dict[str, Lease] = {}
         self._room = asyncio.Event()
         self._deletes = DeleteBatcher(queue, self._metrics, config.delete_batch_delay)
-        self._heartbeat = Heartbeat(queue, self._metrics, config, self._leases)
+        self._heartbeat = Heartbeat(queue, self._metrics, config, self._leases, clock)
         self._late_receive: asyncio.Task[None] | None = None  # a long poll still in flight at stop
         self.status = status or ConsumerStatus()
         self._pause_state = ReceivePause(self.status, config.pause_max_seconds)
@@ -209,7 +211,7 @@ class Consumer:
         await asyncio.wait({stop_wait}, timeout=pause)
 
     def _start(self, message: Message) -> None:
-        now = time.monotonic()
+        now = self._clock()
         self._metrics.inc("thumbx_messages_received_total")
         held = self._leases.get(message.message_id)
         if held is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -23,9 +23,15 @@ log = structlog.get_logger("worker.runtime.consumer")
 
 class Heartbeat:
     def __init__(
-        self, queue: MessageQueue, metrics: Metrics, config: ConsumerConfig, leases: Mapping[str, Lease]
+        self,
+        queue: MessageQueue,
+        metrics: Metrics,
+        config: ConsumerConfig,
+        leases: Mapping[str, Lease],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
+        self._clock = clock  # lease times and the cap (worker.testing.ManualClock in tests)
         self._metrics = metrics
         self._config = config
         self._leases = leases  # the consumer's own dict, read at each beat
@@ -40,7 +46,7 @@ class Heartbeat:
 
     async def extend_due(self) -> None:
         """One beat: extend every held, unsettled message close to reappearing (batched by timeout)."""
-        now = time.monotonic()
+        now = self._clock()
         held = [lease for lease in self._leases.values() if not lease.settled]
         for lease in held:
             if not lease.capped and now - lease.received_at >= self._config.max_extend_seconds:
