@@ -25,9 +25,9 @@ COPY lambda_shim ./lambda_shim
 RUN /opt/thumbx/bin/pip wheel --no-deps --wheel-dir /wheels . \
     && /opt/thumbx/bin/pip install --no-index --find-links /wheels thumbx \
     && /opt/thumbx/bin/thumbx --version \
-    && /opt/thumbx/bin/python -I -c "import worker.cli, pyvips; print('libvips', pyvips.version(0), pyvips.version(1))" \
+    && /opt/thumbx/bin/python -I -c "import worker.cli.main, pyvips; print('libvips', pyvips.version(0), pyvips.version(1))" \
     && /opt/thumbx/bin/thumbx render --build \
-    && /opt/thumbx/bin/python -I -c "from importlib.resources import files; from worker.imaging import render; from worker.presets import parse_presets; r = render(files('worker').joinpath('sample_data/phone.heic').read_bytes(), parse_presets('t:64:jpeg')); print('HEIC decodes:', r[0].width, 'x', r[0].height)"
+    && /opt/thumbx/bin/python -I -c "from importlib.resources import files; from worker.imaging import render; from worker.core.presets import parse_presets; r = render(files('worker').joinpath('sample_data/phone.heic').read_bytes(), parse_presets('t:64:jpeg')); print('HEIC decodes:', r[0].width, 'x', r[0].height)"
 
 # ---- the venvs as shipped: pip and setuptools removed (nothing installs at run time) --------------------
 FROM build AS venv-worker

@@ -19,7 +19,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m worker.settings --check  # docs/configuration.md's table == worker/settings.py
+	$(PY) -m worker.core.settings --check  # docs/configuration.md's table == worker/core/settings.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -44,13 +44,13 @@ $(CHECKOV_STAMP): deploy/requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/requirements-checkov.txt
 	@touch $(CHECKOV_STAMP)
 
-# Templates in sync with worker/deploy_spec.py; cfn-lint and checkov on every conditional branch (the
+# Templates in sync with worker/ops/deploy_spec.py; cfn-lint and checkov on every conditional branch (the
 # scan variants flip parameter defaults); parliament on the identity policies of both queue placements;
 # the access matrix evaluated by iam-simulate (npm, pinned, installed into ~/.cache/thumbx; AGPL, dev-only;
 # skipped loudly without node, required with CI=true).
 check-deploy: $(STAMP) $(CHECKOV_STAMP)
 	rm -rf $(DEPLOY_SCAN)
-	$(PY) -m worker.deploy_render --check --scan-dir $(DEPLOY_SCAN)/templates --identity-dir $(DEPLOY_SCAN)/identity
+	$(PY) -m tools.deploy_render --check --scan-dir $(DEPLOY_SCAN)/templates --identity-dir $(DEPLOY_SCAN)/identity
 	$(VENV)/bin/cfn-lint deploy/*.yaml $(DEPLOY_SCAN)/templates/*/*.yaml
 	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation -d $(DEPLOY_SCAN)/templates
 	$(VENV)/bin/parliament --directory $(DEPLOY_SCAN)/identity --include_policy_extension .json < /dev/null

@@ -38,8 +38,8 @@ def shared_corpus() -> Path | None:
 
 
 def core(data: bytes) -> None:
+    from worker.core.presets import parse_presets
     from worker.imaging import Limits, render
-    from worker.presets import parse_presets
 
     render(data, parse_presets(SPEC), Limits(max_pixels=200_000_000, memory_budget_bytes=2**34))
 

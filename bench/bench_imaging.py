@@ -41,8 +41,8 @@ def shared_dir() -> Path | None:
 
 
 def core(data: bytes) -> list[bytes]:
+    from worker.core.presets import parse_presets
     from worker.imaging import Limits, render
-    from worker.presets import parse_presets
 
     limits = Limits(max_pixels=200_000_000, max_progressive_pixels=200_000_000, memory_budget_bytes=2**34)
     return [r.data for r in render(data, parse_presets(SPEC), limits)]

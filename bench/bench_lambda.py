@@ -116,8 +116,8 @@ def invocations(samples: int, warm_runs: int) -> dict[bool, list[dict[str, Any]]
     """Child runs keyed by noop_first, interleaved so machine noise hits both sets alike."""
     from PIL import Image
 
-    from worker.emulator import MotoEmulator, moto_client_factory
-    from worker.provision import admin_client, provision
+    from worker.demo.emulator import MotoEmulator, moto_client_factory
+    from worker.ops.provision import admin_client, provision
 
     with MotoEmulator() as moto:
         deployment = provision(

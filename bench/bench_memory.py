@@ -33,16 +33,17 @@ from typing import Any
 from PIL import Image
 
 from bench.common import corpus_photos, peak_rss_mb, quiet_json_logging, rss_mb
-from worker.backfill import SourceObject, s3_event
-from worker.config import Settings
-from worker.consumer import Consumer, ConsumerConfig
-from worker.keys import KeyLayout
-from worker.malloc import DEFAULT_ARENAS, cap_malloc_arenas
-from worker.observability import Metrics
-from worker.pipeline import Outcome, Pipeline, PipelineConfig
-from worker.presets import DEFAULT_PRESETS, parse_presets
-from worker.queue import Message
-from worker.storage import ObjectHead, StoredObject
+from worker.aws.s3 import ObjectHead, StoredObject
+from worker.aws.sqs import Message
+from worker.core.config import Settings
+from worker.core.keys import KeyLayout
+from worker.core.presets import DEFAULT_PRESETS, parse_presets
+from worker.observability.malloc import DEFAULT_ARENAS, cap_malloc_arenas
+from worker.observability.telemetry import Metrics
+from worker.ops.backfill import SourceObject, s3_event
+from worker.runtime.consumer import Consumer
+from worker.runtime.leases import ConsumerConfig
+from worker.runtime.pipeline import Outcome, Pipeline, PipelineConfig
 from worker.testing import MemoryQueue, MemoryStore
 
 BUCKET = "soak"
@@ -195,7 +196,7 @@ class CountingS3Store:
     """The real S3Store, counting GetObject calls."""
 
     def __init__(self, client: Any) -> None:
-        from worker.storage import S3Store
+        from worker.aws.s3 import S3Store
 
         self._store = S3Store(client)
         self.gets = 0
@@ -218,8 +219,8 @@ class CountingS3Store:
 async def run_downloads(endpoint: str, args: argparse.Namespace) -> dict[str, Any]:
     import aioboto3
 
-    from worker.events import ObjectRef
-    from worker.limits import MIB, Limits
+    from worker.core.events import ObjectRef
+    from worker.core.limits import MIB, Limits
 
     max_bytes = args.max_mb * MIB
     n = args.concurrency

@@ -198,7 +198,7 @@ def generated_photos(folder: Path, count: int) -> list[Path]:
 
     from PIL import Image, ImageFilter
 
-    from worker.samples import upright_scene
+    from worker.demo.samples import upright_scene
 
     rng = random.Random(14)
     sizes = [(4000, 3000), (6000, 4000), (3264, 2448), (5472, 3648), (4032, 3024), (2992, 2000)]
@@ -333,8 +333,8 @@ def child(mode: str) -> None:
     """Render the files listed on stdin with the core (or only decode them); print CPU as one JSON line."""
     import pyvips
 
+    from worker.core.presets import parse_presets
     from worker.imaging import Limits, render
-    from worker.presets import parse_presets
 
     huffman = ":huffman=standard" if mode == "core-standard-huffman" else ""
     presets = parse_presets(",".join(f"s{s}:{s}:jpeg:q={QUALITY}{huffman}" for s in SIZES))

@@ -14,8 +14,8 @@
   scaling of each. Targets: worker CPU <= 1.15x the core's, scaling >= 1.8x.
 
 Usage: python -m bench.bench_pipeline [--quick] [--json PATH] [--parts overhead,e2e,latency,efficiency]
-The worker is wired like ``worker.service.open_runtime`` (assumed-role session, one S3 and one SQS client
-with ``service.client_config``), with the renderer swappable.
+The worker is wired like ``worker.runtime.service.open_runtime`` (assumed-role session, one S3 and one SQS
+client with ``service.client_config``), with the renderer swappable.
 """
 
 from __future__ import annotations
@@ -49,20 +49,21 @@ from bench.common import (
     quiet_json_logging,
     table,
 )
-from worker import service
-from worker.backfill import SourceObject, s3_event
-from worker.config import Settings, load_settings
-from worker.consumer import Consumer, ConsumerConfig
-from worker.credentials import assumed_role_session
-from worker.emulator import moto_client_factory
-from worker.errors import ThumbxError
+from worker.aws.credentials import assumed_role_session
+from worker.aws.s3 import S3Store
+from worker.aws.sqs import BatchResult, Message, SqsQueue
+from worker.core.config import Settings, load_settings
+from worker.core.errors import ThumbxError
+from worker.core.presets import Preset
+from worker.demo.emulator import moto_client_factory
 from worker.imaging import Limits, Rendition, render
-from worker.observability import Metrics
-from worker.pipeline import Outcome, Pipeline, PipelineConfig
-from worker.presets import Preset
-from worker.provision import Deployment, Names, admin_client, provision
-from worker.queue import BatchResult, Message, SqsQueue
-from worker.storage import S3Store
+from worker.observability.telemetry import Metrics
+from worker.ops.backfill import SourceObject, s3_event
+from worker.ops.provision import Deployment, Names, admin_client, provision
+from worker.runtime import service
+from worker.runtime.consumer import Consumer
+from worker.runtime.leases import ConsumerConfig
+from worker.runtime.pipeline import Outcome, Pipeline, PipelineConfig
 
 SRC_KEY = "input/bench/src.jpg"
 # The requests the no-op worker makes per message (its idempotency HEAD included): the fair baseline.

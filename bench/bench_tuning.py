@@ -35,8 +35,8 @@ CONFIGS = [
 def child(threads: int, photos: int) -> None:
     import pyvips
 
+    from worker.core.presets import DEFAULT_PRESETS, parse_presets
     from worker.imaging import render
-    from worker.presets import DEFAULT_PRESETS, parse_presets
 
     cache = os.environ.get("THUMBX_BENCH_VIPS_CACHE")
     if cache:

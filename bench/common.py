@@ -118,7 +118,7 @@ def quiet_json_logging() -> None:
     """The worker's real JSON log pipeline (its CPU cost counts), written to /dev/null."""
     import structlog
 
-    from worker.observability import configure_logging
+    from worker.observability.telemetry import configure_logging
 
     configure_logging("json", "info")
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=open(os.devnull, "w")))  # noqa: SIM115

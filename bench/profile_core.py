@@ -35,8 +35,8 @@ os.environ.setdefault("VIPS_CONCURRENCY", "1")
 import pyvips
 
 from bench.common import corpus_photos, median, table
+from worker.core.presets import parse_presets
 from worker.imaging import Limits, core, render
-from worker.presets import parse_presets
 
 SIZES = (1024, 512, 128)
 PRESETS = parse_presets(",".join(f"s{s}:{s}:jpeg:q=80" for s in SIZES))

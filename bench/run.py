@@ -225,7 +225,8 @@ def main() -> None:
         renders = "300" if args.quick else "2000"
         soak = ["soak", "--renders", renders]
         results["memory_soak"] = stamp(args.quick, own("bench.bench_memory", soak, 1800))
-        # `thumbx worker` caps glibc's malloc arenas (worker/malloc.py); the same soak without the cap, in
+        # `thumbx worker` caps glibc's malloc arenas (worker/observability/malloc.py); the same soak
+        # without the cap, in
         # the same run, is the "before" of that tuning (500 renders in a full run: the comparison is the level
         # RSS settles at, and a second 2,000-render soak would double the run's length).
         before = ["soak", "--renders", "300" if args.quick else "500", "--malloc-arenas", "0"]

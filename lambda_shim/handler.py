@@ -2,7 +2,8 @@
 
 Built once per execution environment, on the first invocation, and reused while the environment is warm:
 the settings, the assumed-role session with its self-refreshing credentials, the S3/SQS clients, the
-render pool, and the one event loop they are bound to. Records then go through :mod:`worker.batch`, the
+render pool, and the one event loop they are bound to. Records then go through
+:mod:`worker.runtime.batch`, the
 same pipeline the ECS service runs; only the acknowledgement differs:
 
 * SQS events return ``{"batchItemFailures": [...]}`` naming the records to retry (the event source
@@ -11,7 +12,7 @@ same pipeline the ECS service runs; only the acknowledgement differs:
   asynchronous retries then replay the event; writes are idempotent).
 
 After each invocation the metrics it changed are printed to stdout as one CloudWatch EMF document
-(:class:`worker.emf.EmfReporter`, dimension ``Service=thumbx-lambda``).
+(:class:`worker.observability.emf.EmfReporter`, dimension ``Service=thumbx-lambda``).
 """
 
 from __future__ import annotations
@@ -26,16 +27,16 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from worker import attribution
-from worker.batch import BatchProcessor, BatchRecord, BatchReport, BatchSettings, RemainingMillis
-from worker.config import load_settings
-from worker.errors import TransientError
-from worker.observability import configure_logging, log_loop_exception
-from worker.service import Runtime, open_runtime
-from worker.settings import warnings
+from worker.aws import attribution
+from worker.core.config import load_settings
+from worker.core.environ import warnings
+from worker.core.errors import TransientError
+from worker.observability.telemetry import configure_logging, log_loop_exception
+from worker.runtime.batch import BatchProcessor, BatchRecord, BatchReport, BatchSettings, RemainingMillis
+from worker.runtime.service import Runtime, open_runtime
 
 if TYPE_CHECKING:
-    from worker.emf import EmfReporter
+    from worker.observability.emf import EmfReporter
 
 
 class Environment:
@@ -70,7 +71,9 @@ class Environment:
         request_id: str | None,
     ) -> BatchReport:
         if self._processor is None:
-            from worker.emf import EmfReporter  # with the first invocation, as the rest of the runtime
+            from worker.observability.emf import (
+                EmfReporter,  # with the first invocation, as the rest of the runtime
+            )
 
             settings = load_settings()
             # thumbx-lambda-<environment id>: the session (and its source identity) of this environment

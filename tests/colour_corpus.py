@@ -465,8 +465,8 @@ def _over_grey(image: Image.Image) -> Image.Image:
 
 
 def thumbnail(data: bytes, spec: str = PRESET) -> bytes:
+    from worker.core.presets import parse_presets
     from worker.imaging import render
-    from worker.presets import parse_presets
 
     (rendition,) = render(data, parse_presets(spec))
     return rendition.data

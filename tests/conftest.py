@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import shared_dir
-from worker.emulator import MotoEmulator, moto_client_factory
-from worker.provision import Deployment, Names, provision
+from worker.demo.emulator import MotoEmulator, moto_client_factory
+from worker.ops.provision import Deployment, Names, provision
 
 # each suite directory is a marker (registered in pyproject): `pytest -m unit`, `-m "not containers"`, ...
 SUITES = ("unit", "integration", "corpus", "containers")

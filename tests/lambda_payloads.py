@@ -14,7 +14,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from lambda_shim import handler as shim
-from worker.provision import Deployment, admin_client
+from worker.ops.provision import Deployment, admin_client
 
 
 def load_event(shared: Path, name: str) -> dict[str, Any]:

@@ -24,9 +24,9 @@ from typing import Any
 from PIL import Image
 
 from tests.support import REPO, jpeg_bytes
+from worker.core.presets import Preset
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition, render
-from worker.presets import Preset
-from worker.provision import Deployment, admin_client
+from worker.ops.provision import Deployment, admin_client
 
 PRESET_NAMES = ("sm.webp", "md.jpg", "lg.jpg")
 

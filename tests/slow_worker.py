@@ -14,10 +14,10 @@ from collections.abc import Sequence
 import structlog
 
 from tests.reliability import CountingRenderer, _width
-from worker.config import load_settings
+from worker.core.config import load_settings
+from worker.core.presets import Preset
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
-from worker.observability import configure_logging
-from worker.presets import Preset
+from worker.observability.telemetry import configure_logging
 
 log = structlog.get_logger("tests.slow_worker")
 
@@ -31,7 +31,7 @@ class AnnouncingRenderer(CountingRenderer):
 
 
 def main() -> int:
-    from worker.cmd_worker import serve
+    from worker.cli.worker import serve
 
     delays = {
         int(k): float(v) for k, v in json.loads(os.environ.get("THUMBX_TEST_RENDER_DELAYS", "{}")).items()

@@ -15,13 +15,13 @@ from typing import Any
 import aioboto3
 from PIL import Image
 
-from worker import service
-from worker.config import Settings, load_settings
-from worker.credentials import RefreshWindows
-from worker.observability import Metrics
-from worker.pipeline import Outcome, Renderer
-from worker.provision import Deployment
-from worker.queue import Message
+from worker.aws.credentials import RefreshWindows
+from worker.aws.sqs import Message
+from worker.core.config import Settings, load_settings
+from worker.observability.telemetry import Metrics
+from worker.ops.provision import Deployment
+from worker.runtime import service
+from worker.runtime.pipeline import Outcome, Renderer
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/make_heic_sample.py
 
-The picture is thumbx's own demo scene (worker/samples.py, MIT like the rest of the project), stored the
+The picture is thumbx's own demo scene (worker/demo/samples.py, MIT like the rest of the project), stored the
 way an iPhone stores a portrait: the pixels turned sideways, an ``irot`` transform saying how to show them
 and an EXIF Orientation tag (6) describing the same turn. A thumbnail that applies the rotation twice, or
 not at all, comes out visibly sideways on the contact sheet. The runtime only decodes (pi-heif has no
@@ -21,7 +21,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worker.samples import upright_scene  # noqa: E402
+from worker.demo.samples import upright_scene  # noqa: E402
 
 TARGET = ROOT / "worker" / "sample_data" / "phone.heic"
 

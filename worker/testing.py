@@ -3,10 +3,11 @@
 Each satisfies the Protocol the runtime codes against and records what it was asked to do, so a test
 asserts on the calls a user would see (messages deleted, objects written, dead letters sent):
 
-- :class:`MemoryQueue`: a :class:`worker.queue.MessageQueue` over a list.
-- :class:`MemoryStore`: a :class:`worker.storage.ObjectStore` over a dict.
-- :class:`MemoryDlq`: a :class:`worker.dead_letter.DeadLetterSink` that keeps what it is sent.
-- :func:`static_render`: a :data:`worker.pipeline.Renderer` that writes ``thumb-<preset>`` without libvips.
+- :class:`MemoryQueue`: a :class:`worker.aws.sqs.MessageQueue` over a list.
+- :class:`MemoryStore`: a :class:`worker.aws.s3.ObjectStore` over a dict.
+- :class:`MemoryDlq`: a :class:`worker.runtime.dead_letter.DeadLetterSink` that keeps what it is sent.
+- :func:`static_render`: a :data:`worker.runtime.pipeline.Renderer` that writes ``thumb-<preset>``
+  without libvips.
 - :class:`ManualClock`: a monotonic clock that moves only when told (``Consumer(clock=...)``,
   ``Backfill(clock=...)``).
 """
@@ -18,11 +19,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from worker.errors import CorruptImage, ObjectMissing, ServiceUnavailable
+from worker.aws.s3 import ObjectHead, StoredObject
+from worker.aws.sqs import BatchResult, Message
+from worker.core.errors import CorruptImage, ObjectMissing, ServiceUnavailable
+from worker.core.presets import Preset
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
-from worker.presets import Preset
-from worker.queue import BatchResult, Message
-from worker.storage import ObjectHead, StoredObject
 
 __all__ = [
     "CORRUPT",

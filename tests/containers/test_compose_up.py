@@ -110,7 +110,7 @@ def test_compose_up_turns_an_upload_into_thumbnails(
     lambda_config = client.images.get("thumbx-lambda:local").attrs["Config"]
     assert lambda_config["Entrypoint"] == ["python", "-m", "awslambdaric"]
     assert lambda_config["Cmd"] == ["lambda_shim.handler.handler"]
-    probe = "import awslambdaric, worker.cli, pyvips; print(pyvips.version(0))"
+    probe = "import awslambdaric, worker.cli.main, pyvips; print(pyvips.version(0))"
     out = client.containers.run(
         "thumbx-lambda:local", ["-I", "-c", probe], entrypoint=["python"], network_mode="none", remove=True
     )

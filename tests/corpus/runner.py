@@ -26,9 +26,9 @@ WATCHDOG_SECONDS = 60.0
 
 def _child(outdir: Path) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-    from worker.errors import ImageError
+    from worker.core.errors import ImageError
+    from worker.core.presets import parse_presets
     from worker.imaging import Limits, build_info, render
-    from worker.presets import parse_presets
 
     presets = parse_presets(PRESETS)
     limits = Limits(timeout_seconds=30.0)

@@ -97,7 +97,7 @@ def test_icc_tagged_heic_photos_match_the_colour_managed_reference_closely(
 
 CHILD = """
 import json, sys
-from worker.errors import ImageError
+from worker.core.errors import ImageError
 from worker.imaging import heif
 for path in sys.argv[1:]:
     print(json.dumps({"path": path, "started": True}), flush=True)

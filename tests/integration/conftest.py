@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.localstack import INSTALL_HINT, LocalStackServer, LocalStackUnavailable, find_python
-from worker.emulator import keyed_client_factory
-from worker.provision import Deployment, Names, provision
+from worker.demo.emulator import keyed_client_factory
+from worker.ops.provision import Deployment, Names, provision
 
 _unique = itertools.count(1)
 

@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from worker.emulator import LoopbackServer
+from worker.demo.emulator import LoopbackServer
 
 VERSION = "4.13.1"
 SERVICES = "s3,sqs,sts,iam"

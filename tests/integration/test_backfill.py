@@ -18,15 +18,15 @@ import aioboto3
 import pytest
 
 from tests.support import jpeg_bytes, running_worker, wait_until, worker_base_session, worker_settings
-from worker.backfill import BackfillPlan, Counts
-from worker.backfill_policy import backfill_operator_policy
-from worker.cmd_backfill import run_backfill
-from worker.config import Settings
-from worker.errors import AccessDenied
-from worker.events import ObjectRef, parse_body
-from worker.freshness import presets_fingerprint
-from worker.policies import StorageScope
-from worker.provision import Deployment, admin_client
+from worker.cli.backfill import run_backfill
+from worker.core.config import Settings
+from worker.core.errors import AccessDenied
+from worker.core.events import ObjectRef, parse_body
+from worker.core.freshness import presets_fingerprint
+from worker.ops.backfill import BackfillPlan, Counts
+from worker.ops.backfill_policy import backfill_operator_policy
+from worker.ops.policies import StorageScope
+from worker.ops.provision import Deployment, admin_client
 
 NEVER_RENDERED = ["input/a.jpg", "input/b c+d.jpg", "input/nested/deep/e.jpg"]
 PARTIAL = "input/partial.jpg"  # one of three thumbnails exists (e.g. a crash between puts)
@@ -181,7 +181,7 @@ def test_cli_dry_run_prints_keys_and_logs_plain_lines_off_a_terminal(deployment:
     env.pop("THUMBX_EXTERNAL_ID", None)  # without a role it would be refused: it could have no effect
     env |= {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     done = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "backfill", "--dry-run"],
+        [sys.executable, "-m", "worker.cli.main", "backfill", "--dry-run"],
         env=env,
         capture_output=True,
         text=True,

@@ -13,8 +13,8 @@ from PIL import Image
 from tests.reliability import queue_counts, rendered, s3_event, upload
 from tests.support import running_worker, wait_until, worker_settings
 from tests.unit.images import encode
-from worker.cli import main
-from worker.provision import Deployment, admin_client
+from worker.cli.main import main
+from worker.ops.provision import Deployment, admin_client
 
 Capture = pytest.CaptureFixture[str]
 

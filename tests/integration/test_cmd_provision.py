@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.localstack import LocalStackServer
-from worker.cli import main
-from worker.provision import ACCOUNT_A, ACCOUNT_B
+from worker.cli.main import main
+from worker.ops.provision import ACCOUNT_A, ACCOUNT_B
 
 
 def test_provision_then_rerun_changes_nothing(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from tests.support import jpeg_bytes, running_worker, wait_until, worker_base_session, worker_settings
-from worker.credentials import RefreshWindows, assumed_role_session
-from worker.provision import Deployment, admin_client
+from worker.aws.credentials import RefreshWindows, assumed_role_session
+from worker.ops.provision import Deployment, admin_client
 
 # 900-second sessions (the STS minimum) with windows that make them "due" after about a second.
 SHORT = RefreshWindows(advisory=899, mandatory=898)

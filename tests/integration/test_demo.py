@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "worker.cli", "demo", *args],
+        [sys.executable, "-m", "worker.cli.main", "demo", *args],
         capture_output=True,
         text=True,
         timeout=240,

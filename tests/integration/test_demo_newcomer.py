@@ -22,9 +22,9 @@ import boto3
 import pytest
 from PIL import Image
 
+import worker.demo.tour as demo
 from tests.support import jpeg_bytes
-from worker import demo
-from worker.contact_sheet import human_bytes
+from worker.demo.contact_sheet import human_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def test_keep_running_reports_uploads_refreshes_out_and_writes_the_env_file(tmp_
         [
             sys.executable,
             "-m",
-            "worker.cli",
+            "worker.cli.main",
             "demo",
             "--out",
             str(out),
@@ -164,7 +164,8 @@ def test_keep_running_reports_uploads_refreshes_out_and_writes_the_env_file(tmp_
 def test_env_file_without_keep_running_is_refused_in_one_line(tmp_path: Path) -> None:
     env_file = tmp_path / "e"
     proc = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "demo", "--out", str(tmp_path), "--env-file", str(env_file)],
+        [sys.executable, "-m", "worker.cli.main", "demo", "--out", str(tmp_path),
+         "--env-file", str(env_file)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 2

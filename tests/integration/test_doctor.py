@@ -10,12 +10,12 @@ from pathlib import Path
 import boto3
 import pytest
 
-from worker import policies
-from worker.cli import main
-from worker.config import load_settings
-from worker.doctor import Check, Status, exit_code
-from worker.doctor_probe import PROBE_DIR, run_doctor
-from worker.provision import Deployment, Keys, Names, admin_client
+from worker.cli.main import main
+from worker.core.config import load_settings
+from worker.ops import policies
+from worker.ops.doctor import Check, Status, exit_code
+from worker.ops.doctor_probe import PROBE_DIR, run_doctor
+from worker.ops.provision import Deployment, Keys, Names, admin_client
 
 
 def _session(keys: Keys, deployment: Deployment) -> boto3.Session:
@@ -183,7 +183,7 @@ def test_cli_prints_the_checklist_and_exits_by_it(
 
 
 def test_the_emulator_carries_the_shipped_documents(deployment: Deployment) -> None:
-    """One source of truth: what provisioning put on ThumbXRole is what worker.policies renders."""
+    """One source of truth: what provisioning put on ThumbXRole is what worker.ops.policies renders."""
     iam = admin_client(deployment, "iam")
     stored = iam.get_role_policy(RoleName="ThumbXRole", PolicyName="thumbx-least-privilege")["PolicyDocument"]
     scope = policies.StorageScope(

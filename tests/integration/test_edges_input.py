@@ -25,11 +25,11 @@ from tests.reliability import (
 from tests.support import RunningWorker, running_worker, wait_until, worker_settings
 from tests.unit.images import encode, quadrants
 from tests.unit.test_edges_props import with_text_chunk
-from worker.errors import ImageTooLarge, ObjectMissing
-from worker.keys import source_key_digest
-from worker.provision import Deployment, admin_client
-from worker.queue import Message
-from worker.storage import S3Store
+from worker.aws.s3 import S3Store
+from worker.aws.sqs import Message
+from worker.core.errors import ImageTooLarge, ObjectMissing
+from worker.core.keys import source_key_digest
+from worker.ops.provision import Deployment, admin_client
 
 MAX_BYTES = 300_000
 

@@ -33,12 +33,12 @@ from tests.reliability import (
     upload,
 )
 from tests.support import REPO, running_worker, wait_until, worker_settings
-from worker.emulator import MotoEmulator, moto_client_factory
-from worker.errors import ServiceUnavailable
+from worker.aws.s3 import S3Store, StoredObject
+from worker.core.errors import ServiceUnavailable
+from worker.core.presets import Preset
+from worker.demo.emulator import MotoEmulator, moto_client_factory
 from worker.imaging import DEFAULT_LIMITS, Limits, Rendition
-from worker.presets import Preset
-from worker.provision import Deployment, Names, admin_client
-from worker.storage import S3Store, StoredObject
+from worker.ops.provision import Deployment, Names, admin_client
 
 pytestmark = pytest.mark.reliability
 
@@ -200,7 +200,7 @@ def _get(url: str) -> tuple[int, str]:
 def _healthcheck(port: int, *, ready: bool) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("THUMBX_")}
     env |= {"THUMBX_HEALTH_PORT": str(port), "PYTHONPATH": str(REPO)}
-    thumbx = "from worker.cli import main; raise SystemExit(main())"
+    thumbx = "from worker.cli.main import main; raise SystemExit(main())"
     args = [sys.executable, "-c", thumbx, "healthcheck", *(["--ready"] if ready else [])]  # `thumbx …`
     return subprocess.run(args, env=env, cwd=REPO, capture_output=True, timeout=30, check=False).returncode
 

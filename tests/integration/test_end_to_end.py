@@ -7,7 +7,7 @@ import io
 from PIL import Image
 
 from tests.support import jpeg_bytes, running_worker, wait_until
-from worker.provision import Deployment, admin_client
+from worker.ops.provision import Deployment, admin_client
 
 
 async def test_upload_becomes_thumbnails_owned_by_b(e2e_deployment: Deployment) -> None:

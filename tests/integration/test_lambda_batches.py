@@ -21,9 +21,9 @@ from tests.lambda_payloads import (
     sqs_event_for_keys,
 )
 from tests.support import jpeg_bytes, running_worker, wait_until
-from worker.errors import ServiceUnavailable
-from worker.provision import Deployment, admin_client
-from worker.storage import S3Store, StoredObject
+from worker.aws.s3 import S3Store, StoredObject
+from worker.core.errors import ServiceUnavailable
+from worker.ops.provision import Deployment, admin_client
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from tests.lambda_payloads import (
     sqs_event_for_keys,
 )
 from tests.support import jpeg_bytes
-from worker.errors import TransientError
-from worker.provision import Deployment, admin_client
+from worker.core.errors import TransientError
+from worker.ops.provision import Deployment, admin_client
 
 PRESET_KEYS = {
     "sm.webp": "image/webp",

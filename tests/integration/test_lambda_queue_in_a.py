@@ -19,8 +19,8 @@ from tests.lambda_payloads import (
     sqs_event_for_keys,
 )
 from tests.support import jpeg_bytes
-from worker.emulator import MotoEmulator, moto_client_factory
-from worker.provision import Deployment, Names, admin_client
+from worker.demo.emulator import MotoEmulator, moto_client_factory
+from worker.ops.provision import Deployment, Names, admin_client
 
 
 @pytest.fixture

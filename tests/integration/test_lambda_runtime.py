@@ -25,7 +25,7 @@ import pytest
 
 from tests.lambda_payloads import OUTPUTS_PER_UPLOAD, dead_letters, message_ids, outputs, sqs_event_for_keys
 from tests.support import jpeg_bytes
-from worker.provision import Deployment, admin_client
+from worker.ops.provision import Deployment, admin_client
 
 pytest.importorskip("awslambdaric", reason="awslambdaric (the runtime interface client) is not installed")
 API = "/2018-06-01/runtime"

@@ -22,10 +22,10 @@ from tests.integration.test_backfill import operator_session
 from tests.reliability import fresh_queue, image, output_keys, queue_counts, s3_event, upload
 from tests.support import RunningWorker, jpeg_bytes, running_worker, wait_until, worker_settings
 from tests.unit.test_placeholders import header
-from worker.backfill import BackfillPlan
-from worker.cmd_backfill import run_backfill
-from worker.config import Settings
-from worker.provision import Deployment, admin_client
+from worker.cli.backfill import run_backfill
+from worker.core.config import Settings
+from worker.ops.backfill import BackfillPlan
+from worker.ops.provision import Deployment, admin_client
 
 KEY = "input/photos/cat.jpg"
 MANIFEST = "thumbnails/photos/cat.jpg/manifest.json"

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import jpeg_bytes
-from worker.provision import Deployment, admin_client, client_for
+from worker.ops.provision import Deployment, admin_client, client_for
 
 
 def _assumed(deployment: Deployment, service: str) -> Any:

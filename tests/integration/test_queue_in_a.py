@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import jpeg_bytes, running_worker, wait_until, worker_settings
-from worker.emulator import MotoEmulator, moto_client_factory
-from worker.provision import Deployment, Names, admin_client
+from worker.demo.emulator import MotoEmulator, moto_client_factory
+from worker.ops.provision import Deployment, Names, admin_client
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from tests.reliability import (
     upload,
 )
 from tests.support import running_worker, wait_until, worker_settings
-from worker.provision import Deployment, admin_client
+from worker.ops.provision import Deployment, admin_client
 
 pytestmark = pytest.mark.reliability
 

@@ -12,13 +12,13 @@ from collections import Counter
 
 import pytest
 
+import worker.cli.healthcheck as cmd_healthcheck
 from tests.faults import INTERNAL_ERROR, SLOW_DOWN, STS_UNAVAILABLE, Fault, FaultProxy, Request
 from tests.reliability import account, fresh_queue, image, queue_counts, rendered, upload
 from tests.support import running_worker, wait_until, worker_settings
-from worker import cmd_healthcheck
-from worker.credentials import RefreshWindows
-from worker.emulator import MotoEmulator
-from worker.provision import Deployment
+from worker.aws.credentials import RefreshWindows
+from worker.demo.emulator import MotoEmulator
+from worker.ops.provision import Deployment
 
 pytestmark = pytest.mark.reliability
 

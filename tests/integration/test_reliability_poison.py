@@ -9,7 +9,7 @@ import pytest
 from tests.reliability import account, dead_letters, fresh_queue, image, queue_counts, upload
 from tests.support import running_worker, wait_until, worker_settings
 from tests.unit.images import lying_png
-from worker.provision import Deployment, admin_client
+from worker.ops.provision import Deployment, admin_client
 
 pytestmark = pytest.mark.reliability
 

@@ -17,7 +17,7 @@ from tests.reliability import (
     upload,
 )
 from tests.support import running_worker, wait_until
-from worker.provision import Deployment
+from worker.ops.provision import Deployment
 
 pytestmark = pytest.mark.reliability
 

@@ -8,8 +8,8 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from tests.support import jpeg_bytes, worker_base_session, worker_settings
-from worker.credentials import assumed_role_session
-from worker.provision import Deployment, admin_client
+from worker.aws.credentials import assumed_role_session
+from worker.ops.provision import Deployment, admin_client
 
 
 def _drain_keys(sqs: Any, queue_url: str, polls: int = 3) -> list[str]:

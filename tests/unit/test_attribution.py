@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from worker import attribution
-from worker.config import load_settings
-from worker.policies import SESSION_PATTERN
+from worker.aws import attribution
+from worker.core.config import load_settings
+from worker.ops.policies import SESSION_PATTERN
 
 TASK_ID = "8f0e1c2d3b4a59687f6e5d4c3b2a1900"
 ENV = {
@@ -117,7 +117,7 @@ def test_names_are_cut_to_what_sts_accepts() -> None:
 
 
 def test_the_templates_leave_the_session_name_to_the_worker() -> None:
-    from worker.deploy_render import DEPLOY_DIR
+    from tools.deploy_render import DEPLOY_DIR
 
     text = (DEPLOY_DIR / "compute-account.yaml").read_text(encoding="utf-8")
     assert "THUMBX_SESSION_NAME" not in text  # a fixed name would give every task the same identity

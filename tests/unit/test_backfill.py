@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from worker.backfill import Backfill, BackfillPlan, SourceObject, parse_since, s3_event, screen
-from worker.backfill_policy import backfill_operator_policy
-from worker.cmd_backfill import queue_arn_from_url
-from worker.errors import ConfigError
-from worker.events import ObjectRef, parse_document
-from worker.freshness import Wanted, presets_fingerprint, verdict, worst
-from worker.keys import KeyLayout
-from worker.policies import StorageScope
-from worker.presets import parse_presets
-from worker.storage import ObjectHead
+from worker.aws.s3 import ObjectHead
+from worker.cli.backfill import queue_arn_from_url
+from worker.core.errors import ConfigError
+from worker.core.events import ObjectRef, parse_document
+from worker.core.freshness import Wanted, presets_fingerprint, verdict, worst
+from worker.core.keys import KeyLayout
+from worker.core.presets import parse_presets
+from worker.ops.backfill import Backfill, BackfillPlan, SourceObject, parse_since, s3_event, screen
+from worker.ops.backfill_policy import backfill_operator_policy
+from worker.ops.policies import StorageScope
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 PRESETS = parse_presets("sm:128:webp,lg:1024:jpeg")

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from worker import cli
-from worker.settings import SETTINGS
+import worker.cli.main as cli
+from worker.core.settings import SETTINGS
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:

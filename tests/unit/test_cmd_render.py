@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from tests.unit.images import encode, oriented_jpeg
-from worker.cli import main
+from worker.cli.main import main
 
 
 def test_render_writes_every_preset_and_reports_refusals_with_exit_1(

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from tests.unit.images import encode
-from worker.cli import main
+from worker.cli.main import main
 
 
 def _png(path: Path, size: tuple[int, int] = (200, 100)) -> None:

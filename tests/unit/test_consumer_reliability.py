@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from worker.consumer import Consumer, ConsumerConfig, Lease, extension_due
-from worker.errors import CredentialsUnavailable
-from worker.events import Item, ObjectRef
-from worker.observability import Metrics
-from worker.pipeline import Outcome
+from worker.core.errors import CredentialsUnavailable
+from worker.core.events import Item, ObjectRef
+from worker.observability.telemetry import Metrics
+from worker.runtime.consumer import Consumer
+from worker.runtime.leases import ConsumerConfig, Lease, extension_due
+from worker.runtime.pipeline import Outcome
 from worker.testing import ManualClock, MemoryQueue, s3_message
 
 pytestmark = pytest.mark.reliability

@@ -12,8 +12,8 @@ from urllib.parse import unquote
 import pytest
 from PIL import Image
 
-from worker.contact_sheet import CHAR_PX, FAILURE_TEXT_WIDTH, SheetRow, plan_sheet, write_contact_sheet
-from worker.samples import demo_samples
+from worker.demo.contact_sheet import CHAR_PX, FAILURE_TEXT_WIDTH, SheetRow, plan_sheet, write_contact_sheet
+from worker.demo.samples import demo_samples
 
 AWKWARD = ["a #1.jpg", "what?.jpg", "100% & more.jpg", "grüße aus köln.jpg", "dir with space/x.jpg"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from worker import cli
+import worker.cli.main as cli
 
 
 def test_demo_without_the_emulator_extra_says_how_to_install_it(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from tests.cfn_eval import Stack, load
-from worker.deploy_render import DEPLOY_DIR, generated_blocks
-from worker.deploy_spec import DeploySpec, render_all
+from tools.deploy_render import DEPLOY_DIR, generated_blocks
+from worker.ops.deploy_spec import DeploySpec, render_all
 
 A, B, REGION = "111111111111", "222222222222", "eu-west-1"
 STORAGE_STACK = "thumbx-storage-prod"

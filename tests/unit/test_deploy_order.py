@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.cfn_eval import Stack, load
-from worker.deploy_render import DEPLOY_DIR
+from tools.deploy_render import DEPLOY_DIR
 
 ROOT = DEPLOY_DIR.parent
 A, B, REGION = "111111111111", "222222222222", "eu-west-1"

@@ -1,4 +1,4 @@
-"""deploy/*.yaml: in sync with worker/policies.py, and carrying the controls the issue asks for."""
+"""deploy/*.yaml: in sync with worker/ops/policies.py, and carrying the controls the issue asks for."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
-from worker import deploy_render
-from worker.deploy_render import DEPLOY_DIR, TEMPLATES, render_template
+from tools import deploy_render
+from tools.deploy_render import DEPLOY_DIR, TEMPLATES, render_template
+from worker.core import config
 
 STORAGE, COMPUTE = "storage-account.yaml", "compute-account.yaml"
 
@@ -41,7 +42,7 @@ def _props(template: dict[str, Any], resource: str) -> dict[str, Any]:
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_committed_templates_match_the_policy_module(name: str) -> None:
     text = (DEPLOY_DIR / name).read_text(encoding="utf-8")
-    assert render_template(text) == text, "run: python -m worker.deploy_render"
+    assert render_template(text) == text, "run: python -m tools.deploy_render"
     assert text.count("# BEGIN GENERATED") >= 4
 
 
@@ -142,7 +143,7 @@ def test_worker_container_is_read_only_non_root_with_stop_timeout_and_health_che
     assert compute["Parameters"]["StopTimeoutSeconds"]["MaxValue"] <= 120  # Fargate's limit
     assert container["HealthCheck"]["Command"][0] == "CMD-SHELL"
     # every setting the template passes is one the worker reads
-    config_source = (Path(deploy_render.__file__).parent / "config.py").read_text()
+    config_source = Path(config.__file__).read_text()
     for variable in container["Environment"]:
         assert f'"{variable["Name"]}"' in config_source, variable["Name"]
     for name in _props(compute, "Function")["Environment"]["Variables"]:

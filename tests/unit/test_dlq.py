@@ -1,4 +1,5 @@
-"""worker.dlq without a server: the move-task path (moto has none), pacing, and how a dead letter reads."""
+"""worker.ops.dlq without a server: the move-task path (moto has none), pacing,
+and how a dead letter reads."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from worker import dlq
+from worker.ops import dlq
 
 DLQ = "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs-dlq"
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from worker.config import RoleSettings
-from worker.doctor import (
+from worker.core.config import RoleSettings
+from worker.ops.doctor import (
     Status,
     evaluate_bucket_policy,
     evaluate_dead_letter,
@@ -24,8 +24,8 @@ from worker.doctor import (
     render_table,
     unknown,
 )
-from worker.doctor_probe import is_emulator
-from worker.perimeter import BucketPrincipals, bucket_policy
+from worker.ops.doctor_probe import is_emulator
+from worker.ops.perimeter import BucketPrincipals, bucket_policy
 
 QUEUE = "arn:aws:sqs:us-east-1:222222222222:thumbx-events"
 

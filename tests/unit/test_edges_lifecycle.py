@@ -13,15 +13,16 @@ from collections.abc import Sequence
 import aiohttp
 import pytest
 
+import worker.observability.telemetry as observability
 from tests.unit.test_consumer_reliability import FakePipeline, config, run_for
-from worker import observability
-from worker.aws_errors import mapped
-from worker.consumer import Consumer
-from worker.dead_letter import RedrivePolicy, dead_letter_attributes, final_fate, parse_redrive
-from worker.errors import CredentialsUnavailable, ServiceUnavailable
-from worker.pipeline import Outcome
-from worker.queue import BatchResult, Message
-from worker.startup import StartupAborted, StartupPolicy, StartupState, until_ready
+from worker.aws.errors import mapped
+from worker.aws.sqs import BatchResult, Message
+from worker.aws.startup import StartupAborted, StartupPolicy, StartupState, until_ready
+from worker.core.errors import CredentialsUnavailable, ServiceUnavailable
+from worker.core.redrive import RedrivePolicy, parse_redrive
+from worker.runtime.consumer import Consumer
+from worker.runtime.dead_letter import dead_letter_attributes, final_fate
+from worker.runtime.pipeline import Outcome
 from worker.testing import MemoryDlq, MemoryQueue, s3_message
 
 pytestmark = pytest.mark.reliability
@@ -175,7 +176,7 @@ def test_stdlib_pyvips_and_asyncio_logs_render_as_json_lines(monkeypatch: pytest
 
 
 async def test_the_lambda_batch_dead_letters_a_bug_on_the_last_receive_only() -> None:
-    from worker.batch import BatchProcessor, BatchRecord, BatchSettings
+    from worker.runtime.batch import BatchProcessor, BatchRecord, BatchSettings
 
     async def redrive() -> RedrivePolicy:
         return REDRIVE

@@ -13,9 +13,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import jpeg_bytes
-from worker.aws_errors import classify
-from worker.budget import MemoryBudget, MemoryBusy, budget_for, current_reservation
-from worker.errors import (
+from worker.aws.errors import classify
+from worker.aws.s3 import StoredObject
+from worker.core.budget import MemoryBudget, MemoryBusy, budget_for, current_reservation
+from worker.core.errors import (
     BadKey,
     ImageTooLarge,
     KeyTooLong,
@@ -23,12 +24,11 @@ from worker.errors import (
     ServiceUnavailable,
     TransientError,
 )
-from worker.events import ObjectRef
+from worker.core.events import ObjectRef
+from worker.core.keys import KeyLayout, check_source_key, source_key_digest
+from worker.core.presets import DEFAULT_PRESETS, Preset, parse_presets
 from worker.imaging import Limits, Rendition
-from worker.keys import KeyLayout, check_source_key, source_key_digest
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
-from worker.storage import StoredObject
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 from worker.testing import MemoryStore, static_render
 
 PRESETS = parse_presets(DEFAULT_PRESETS)
@@ -264,7 +264,7 @@ class LyingClient:
 
 
 async def test_s3store_never_reads_more_than_max_bytes_plus_one() -> None:
-    from worker.storage import S3Store
+    from worker.aws.s3 import S3Store
 
     # over the limit: refused unread; under it but the body goes on: refused one byte past what it said
     for announced, error in (
@@ -279,7 +279,7 @@ async def test_s3store_never_reads_more_than_max_bytes_plus_one() -> None:
 
 
 async def test_admission_sees_the_content_length_before_the_body() -> None:
-    from worker.storage import S3Store
+    from worker.aws.s3 import S3Store
 
     client = LyingClient(1000)
     seen: list[tuple[int, int]] = []

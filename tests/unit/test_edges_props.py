@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.unit.images import encode, quadrants
-from worker.batch import BatchProcessor, BatchRecord, BatchSettings
-from worker.errors import ThumbxError
-from worker.events import ObjectRef, parse_body
+from worker.aws.s3 import ObjectHead, StoredObject
+from worker.core.errors import ThumbxError
+from worker.core.events import ObjectRef, parse_body
+from worker.core.keys import KeyLayout
+from worker.core.presets import Preset, parse_presets
 from worker.imaging import Limits, Rendition, render
-from worker.keys import KeyLayout
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.presets import Preset, parse_presets
-from worker.storage import ObjectHead, StoredObject
+from worker.runtime.batch import BatchProcessor, BatchRecord, BatchSettings
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 
 BUCKET = "b"
 PRESETS = parse_presets("sm:16:webp,md:24:jpeg:keep=icc+copyright,lg:32:png")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.events import Ignored, ObjectRef, Rejected, parse_body, parse_document
+from worker.core.events import Ignored, ObjectRef, Rejected, parse_body, parse_document
 
 
 def _s3_body(key: str, event: str = "ObjectCreated:Put", bucket: str = "b") -> str:
@@ -40,7 +40,7 @@ def test_real_sqs_wrapped_s3_event(shared: Path) -> None:
         version_id="yd3d4HaWOT2zguDLvIQLU6ptDTwKBnQV",
         event_name="ObjectCreated:Put",
         event_time="2023-04-12T20:43:38.021Z",
-        sequencer="00643717F9F8B85354",  # the per-key order (worker.sequencer)
+        sequencer="00643717F9F8B85354",  # the per-key order (worker.core.sequencer)
     )
 
 

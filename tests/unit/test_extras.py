@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from worker import cli
+import worker.cli.main as cli
 
 EXTRA_MODULES = ("tqdm", "aiolimiter", "yaml", "moto")
 ENV = {
@@ -41,9 +41,9 @@ def _without_extras(code: str) -> subprocess.CompletedProcess[str]:
 def test_the_service_and_the_lambda_shim_run_without_any_extra() -> None:
     proc = _without_extras(
         "import json\n"
-        "from worker.cli import build_parser, main\n"
+        "from worker.cli.main import build_parser, main\n"
         "from lambda_shim import handler\n"
-        "import worker.service, worker.consumer\n"
+        "import worker.runtime.service, worker.runtime.consumer\n"
         "build_parser()  # every subcommand registers\n"
         "event = {'Records': [{'eventSource': 'aws:sqs', 'messageId': 'm-1', 'attributes': {},\n"
         "                      'body': json.dumps({'Event': 's3:TestEvent'})}]}\n"
@@ -82,10 +82,10 @@ def test_backfill_without_the_ops_extra_says_how_to_install_it(
 
 
 def test_the_template_generator_without_pyyaml_says_how_to_install_it() -> None:
-    proc = _without_extras("import runpy; runpy.run_module('worker.deploy_render', run_name='__main__')")
+    proc = _without_extras("import runpy; runpy.run_module('tools.deploy_render', run_name='__main__')")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
-        "worker.deploy_render needs PyYAML, which is not installed: pip install 'thumbx[dev]'"
+        "tools.deploy_render needs PyYAML, which is not installed: pip install 'thumbx[dev]'"
     ]
 
 

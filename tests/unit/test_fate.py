@@ -1,4 +1,5 @@
-"""worker.fate: one reason registry, one observer counting and logging the consumer's and the Lambda's."""
+"""worker.runtime.fate: one reason registry, one observer counting and logging the consumer's
+and the Lambda's."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from structlog.testing import capture_logs
 
 from tests.unit.test_consumer_reliability import config, run_for
 from tests.unit.test_lambda_batch import BUCKET, PRESETS, MemoryStore, fake_render, processor
-from worker import errors
-from worker.batch import BatchRecord
-from worker.consumer import Consumer
-from worker.fate import REASONS, TIME_GUARD, UNEXPECTED, Reason
-from worker.keys import KeyLayout
-from worker.observability import Metrics
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.queue import Message
+from worker.aws.sqs import Message
+from worker.core import errors
+from worker.core.keys import KeyLayout
+from worker.observability.telemetry import Metrics
+from worker.runtime.batch import BatchRecord
+from worker.runtime.consumer import Consumer
+from worker.runtime.fate import REASONS, TIME_GUARD, UNEXPECTED, Reason
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 from worker.testing import MemoryDlq, MemoryQueue
 
 

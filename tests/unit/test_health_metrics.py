@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from worker.cmd_healthcheck import target_url
-from worker.consumer import ConsumerStatus
-from worker.credentials import CredentialStats
-from worker.emf import EmfReporter, emf_document
-from worker.health import HealthProbe, render_metrics
-from worker.observability import Metrics
+from worker.aws.credentials import CredentialStats
+from worker.cli.healthcheck import target_url
+from worker.observability.emf import EmfReporter, emf_document
+from worker.observability.health import HealthProbe, render_metrics
+from worker.observability.telemetry import Metrics
+from worker.runtime.leases import ConsumerStatus
 
 pytestmark = pytest.mark.reliability
 

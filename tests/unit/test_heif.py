@@ -16,10 +16,10 @@ from PIL import Image, ImageChops, ImageCms, ImageStat
 
 from tests.heic import pillow_heif
 from tests.unit.images import BLUE, GREEN, INVERSE, RED, WHITE, near, open_output, pixel, quadrants
-from worker.errors import CorruptImage, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.errors import CorruptImage, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.presets import parse_presets
 from worker.imaging import Limits, heif, probe, render
 from worker.imaging.guard import Deadline
-from worker.presets import parse_presets
 
 
 def heic(image: Image.Image, *, bits: int = 8, quality: int = 90, **options: object) -> bytes:

@@ -22,11 +22,11 @@ from tests.unit.images import (
     oriented_jpeg,
     quadrants,
 )
-from worker.errors import CorruptImage, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.errors import CorruptImage, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.presets import parse_presets
 from worker.imaging import Limits, core, probe, render
 from worker.imaging.guard import Deadline, MemoryBudget
 from worker.imaging.markers import jpeg_is_progressive
-from worker.presets import parse_presets
 
 
 def one(spec: str, data: bytes, limits: Limits | None = None) -> Image.Image:

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from PIL import Image, ImageCms
 
 from tests import colour_corpus as cc
-from worker.contact_sheet import SheetRow, write_contact_sheet
+from worker.core.presets import parse_presets
+from worker.demo.contact_sheet import SheetRow, write_contact_sheet
 from worker.imaging import has_builtin_profile, render
 from worker.imaging.markers import Nclx, heif_nclx
-from worker.presets import parse_presets
 
 MAX_MAD = 3.0  # mean absolute difference per channel, 0-255 (issue 16)
 

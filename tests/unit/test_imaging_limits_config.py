@@ -1,8 +1,8 @@
 import pytest
 
-from worker.config import load_limits, load_settings
-from worker.errors import ConfigError
-from worker.limits import DEFAULT_LIMITS, estimate_peak_bytes
+from worker.core.config import load_limits, load_settings
+from worker.core.errors import ConfigError
+from worker.core.limits import DEFAULT_LIMITS, estimate_peak_bytes
 
 BASE = {
     "THUMBX_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/222222222222/thumbx",
@@ -60,7 +60,7 @@ def test_progressive_jpegs_are_budgeted_far_above_baseline_ones() -> None:
 
 
 def test_a_max_size_source_must_fit_the_memory_budget_twice() -> None:
-    """A source is held twice while it is downloaded (worker/budget.py): a byte cap over half the budget
+    """A source is held twice while it is downloaded (worker/core/budget.py): a byte cap over half the budget
     would refuse every source near it at run time, so it is refused at start-up, naming the variable."""
     with pytest.raises(ConfigError, match="THUMBX_MAX_BYTES"):
         load_settings({**BASE, "THUMBX_MAX_BYTES": str(600 * 1024 * 1024), "THUMBX_RENDER_MEMORY_MB": "1024"})

@@ -23,8 +23,8 @@ import pyvips
 from PIL import Image, ImageCms
 
 from tests.support import shared_dir
+from worker.core.presets import parse_presets
 from worker.imaging import Limits, colour, render
-from worker.presets import parse_presets
 
 SIZES = (1024, 512, 128)
 PRESETS = parse_presets(",".join(f"s{s}:{s}:jpeg:q=80" for s in SIZES))

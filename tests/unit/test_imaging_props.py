@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.unit.images import encode, open_output
+from worker.core.presets import Preset
 from worker.imaging import render
-from worker.presets import Preset
 
 sides = st.integers(min_value=1, max_value=700)
 boxes = st.integers(min_value=1, max_value=400)

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from worker.config import load_settings
-from worker.errors import ConfigError
-from worker.keys import KeyLayout
-from worker.presets import parse_presets
+from worker.core.config import load_settings
+from worker.core.errors import ConfigError
+from worker.core.keys import KeyLayout
+from worker.core.presets import parse_presets
 
 BASE_ENV = {
     "THUMBX_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/222222222222/thumbx-jobs",

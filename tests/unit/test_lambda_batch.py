@@ -1,4 +1,5 @@
-"""worker.batch: per-record fates, the time guard, bounded concurrency, FIFO order, the reported ids."""
+"""worker.runtime.batch: per-record fates, the time guard, bounded concurrency, FIFO order,
+the reported ids."""
 
 from __future__ import annotations
 
@@ -9,19 +10,19 @@ from typing import Any
 
 import pytest
 
-from worker.batch import (
+from worker.aws.s3 import ObjectHead, StoredObject
+from worker.core.errors import ConfigError, CorruptImage, ServiceUnavailable
+from worker.core.keys import KeyLayout
+from worker.core.presets import Preset, parse_presets
+from worker.imaging import Limits, Rendition
+from worker.observability.telemetry import Metrics
+from worker.runtime.batch import (
     BatchProcessor,
     BatchRecord,
     BatchSettings,
     UnreportableFailure,
 )
-from worker.errors import ConfigError, CorruptImage, ServiceUnavailable
-from worker.imaging import Limits, Rendition
-from worker.keys import KeyLayout
-from worker.observability import Metrics
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.presets import Preset, parse_presets
-from worker.storage import ObjectHead, StoredObject
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 from worker.testing import MemoryDlq
 
 BUCKET = "images"

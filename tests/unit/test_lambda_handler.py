@@ -9,8 +9,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from lambda_shim import handler as shim
-from worker.batch import UnreportableFailure
-from worker.errors import ConfigError
+from worker.core.errors import ConfigError
+from worker.runtime.batch import UnreportableFailure
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from worker.malloc import cap_malloc_arenas
+from worker.observability.malloc import cap_malloc_arenas
 
 
 def test_an_explicit_malloc_arena_max_wins(monkeypatch: pytest.MonkeyPatch) -> None:

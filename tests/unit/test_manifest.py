@@ -9,14 +9,14 @@ from structlog.testing import capture_logs
 
 from tests.support import jpeg_bytes
 from tests.unit.test_pipeline_idempotency import marker_last_store
-from worker import manifest
-from worker.errors import KeyTooLong
-from worker.events import ObjectRef
-from worker.freshness import Wanted, verdict
-from worker.keys import KeyLayout
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.presets import DEFAULT_PRESETS, parse_presets
-from worker.storage import ObjectHead
+from worker.aws.s3 import ObjectHead
+from worker.core import manifest
+from worker.core.errors import KeyTooLong
+from worker.core.events import ObjectRef
+from worker.core.freshness import Wanted, verdict
+from worker.core.keys import KeyLayout
+from worker.core.presets import DEFAULT_PRESETS, parse_presets
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 from worker.testing import MemoryStore
 
 PRESETS = parse_presets(DEFAULT_PRESETS)

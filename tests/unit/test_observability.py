@@ -7,7 +7,7 @@ import json
 import pytest
 import structlog
 
-from worker.observability import Metrics, configure_logging
+from worker.observability.telemetry import Metrics, configure_logging
 
 
 def test_json_lines_without_secrets(capsys: pytest.CaptureFixture[str]) -> None:

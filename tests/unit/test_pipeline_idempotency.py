@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.support import jpeg_bytes
-from worker.events import ObjectRef
-from worker.keys import KeyLayout
-from worker.pipeline import Pipeline, PipelineConfig
-from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
+from worker.core.events import ObjectRef
+from worker.core.keys import KeyLayout
+from worker.core.presets import DEFAULT_PRESETS, Preset, parse_presets
+from worker.runtime.pipeline import Pipeline, PipelineConfig
 from worker.testing import MemoryStore, static_render
 
 pytestmark = pytest.mark.reliability

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from worker.palette import dominant_colour
-from worker.thumbhash import rgba_to_thumbhash
+from worker.imaging.palette import dominant_colour
+from worker.imaging.thumbhash import rgba_to_thumbhash
 
 
 def solid(w: int, h: int, rgba: tuple[int, int, int, int]) -> bytes:

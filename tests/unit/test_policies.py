@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 from parliament import analyze_policy_string
 
-from worker import perimeter, policies, settings
-from worker.config import RoleSettings, load_settings
-from worker.deploy_spec import IDENTITY_DOCUMENTS, DeploySpec, render_all
-from worker.doctor import Status, evaluate_bucket_policy
-from worker.doctor_probe import SESSION_NAME as DOCTOR_SESSION
-from worker.errors import ConfigError
+from worker.core import settings
+from worker.core.config import RoleSettings, load_settings
+from worker.core.errors import ConfigError
+from worker.ops import perimeter, policies
+from worker.ops.deploy_spec import IDENTITY_DOCUMENTS, DeploySpec, render_all
+from worker.ops.doctor import Status, evaluate_bucket_policy
+from worker.ops.doctor_probe import SESSION_NAME as DOCTOR_SESSION
 
 A, B = "111111111111", "222222222222"
 KMS = "arn:aws:kms:us-east-1:222222222222:key/00000000-0000-0000-0000-000000000000"
@@ -266,7 +267,7 @@ def test_session_duration_never_exceeds_an_hour() -> None:
     }
     with pytest.raises(ConfigError, match="THUMBX_SESSION_SECONDS"):
         load_settings(env)
-    source = "\n".join(p.read_text() for p in Path(policies.__file__).parent.glob("*.py"))
+    source = "\n".join(p.read_text() for p in Path(policies.__file__).parents[1].rglob("*.py"))
     for literal in re.findall(r"DurationSeconds\"?\s*[:=]\s*(\d+)", source):
         assert int(literal) <= 3600
 
@@ -296,7 +297,7 @@ _NAMES = ["--account-a", A, "--account-b", B, "--bucket", "photos", "--admin-rol
 def test_thumbx_policies_prints_every_document_the_templates_carry(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker.cli import main
+    from worker.cli.main import main
 
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
@@ -338,7 +339,7 @@ def test_thumbx_policies_prints_every_document_the_templates_carry(
 def test_thumbx_policies_requires_the_names_it_must_not_guess(
     capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    from worker.cli import main
+    from worker.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["policies", *args, "--region", "eu-west-1"])
@@ -357,7 +358,7 @@ def test_thumbx_policies_requires_the_names_it_must_not_guess(
 def test_thumbx_policies_validates_prefixes_like_the_worker(
     capsys: pytest.CaptureFixture[str], prefixes: list[str], message: str
 ) -> None:
-    from worker.cli import main
+    from worker.cli.main import main
 
     assert main(["policies", *_NAMES, "--region", "eu-west-1", *prefixes]) == 2
     captured = capsys.readouterr()
@@ -368,7 +369,7 @@ def test_thumbx_policies_validates_prefixes_like_the_worker(
 def test_thumbx_policies_needs_a_region_and_writes_one_file_per_document(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from worker.cli import main
+    from worker.cli.main import main
 
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)

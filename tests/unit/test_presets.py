@@ -1,7 +1,7 @@
 import pytest
 
-from worker.errors import ConfigError
-from worker.presets import DEFAULT_PRESETS, Preset, parse_presets
+from worker.core.errors import ConfigError
+from worker.core.presets import DEFAULT_PRESETS, Preset, parse_presets
 
 
 def test_default_presets_parse_to_three_sizes() -> None:

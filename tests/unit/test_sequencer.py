@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.sequencer import compare, is_stale, normalise
+from worker.core.sequencer import compare, is_stale, normalise
 
 hex_text = st.text(alphabet="0123456789ABCDEF", min_size=1, max_size=20)
 

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from worker import settings as table
-from worker.config import load_settings
-from worker.errors import ConfigError
-from worker.settings import SETTINGS, markdown_table, unknown_names
+from worker.core import environ
+from worker.core import settings as table
+from worker.core.config import load_settings
+from worker.core.environ import unknown_names
+from worker.core.errors import ConfigError
+from worker.core.settings import SETTINGS, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,7 +51,7 @@ def test_every_example_in_the_table_is_a_valid_value(setting: table.Setting) -> 
     if setting.name == "THUMBX_ENDPOINT_URL":
         env["THUMBX_QUEUE_URL"] = f"{setting.example}/222222222222/thumbx-jobs"
     if setting.name == "THUMBX_LAMBDA_SAFETY_MS":
-        from worker.batch import BatchSettings
+        from worker.runtime.batch import BatchSettings
 
         assert BatchSettings.from_env(env, 4).safety_margin_ms == int(setting.example)
     load_settings(env)
@@ -128,7 +130,7 @@ def test_a_bad_value_gives_one_line_naming_it_with_a_valid_example(
 
 
 def test_the_settings_dataclass_defaults_agree_with_the_table() -> None:
-    from worker.config import RoleSettings, Settings
+    from worker.core.config import RoleSettings, Settings
 
     loaded = load_settings(BASE | {"THUMBX_RENDER_THREADS": "2", "THUMBX_ROLE_ARN": ROLE})
     assert loaded == Settings(QUEUE, "images-b", role=RoleSettings(ROLE), render_threads=2)
@@ -161,12 +163,12 @@ def test_a_queue_host_off_the_endpoint_is_flagged_but_accepted() -> None:
         "THUMBX_ENDPOINT_URL": "http://127.0.0.1:4566",  # e.g. a proxy in front of the emulator
     }
     assert load_settings(env).queue_url == env["THUMBX_QUEUE_URL"]
-    assert table.warnings(env) == [
+    assert environ.warnings(env) == [
         "THUMBX_QUEUE_URL: host '127.0.0.1:5000' differs from THUMBX_ENDPOINT_URL's '127.0.0.1:4566';"
         " requests go to the endpoint (if not meant:"
         " THUMBX_QUEUE_URL=http://127.0.0.1:4566/222222222222/thumbx-jobs)"
     ]
-    assert table.warnings(env | {"THUMBX_ENDPOINT_URL": "127.0.0.1:4566"}) == []  # refused elsewhere
+    assert environ.warnings(env | {"THUMBX_ENDPOINT_URL": "127.0.0.1:4566"}) == []  # refused elsewhere
 
 
 def test_unknown_names_are_warned_about_with_the_closest_known_name() -> None:
@@ -206,7 +208,7 @@ def test_worker_refuses_to_start_when_its_health_port_is_taken() -> None:
 def test_the_documented_configuration_table_is_generated_from_the_settings_table() -> None:
     assert table.DOC == ROOT / "docs" / "configuration.md"
     text = table.DOC.read_text(encoding="utf-8")
-    assert table.render_doc(text) == text, "run: python -m worker.settings"
+    assert table.render_doc(text) == text, "run: python -m worker.core.settings"
     for setting in SETTINGS:
         assert f"| `{setting.name}` |" in text
 
@@ -220,7 +222,7 @@ def test_a_hand_edit_of_the_documented_table_is_caught_and_repaired(
     assert table.main(["--check", "--doc", str(doc)]) == 1
     out = capsys.readouterr()
     assert "+| `THUMBX_CONCURRENCY` | integer 1..256 | `10` |" in out.out
-    assert "configuration table is stale; run: python -m worker.settings" in out.err
+    assert "configuration table is stale; run: python -m worker.core.settings" in out.err
     assert table.main(["--doc", str(doc)]) == 0
     assert doc.read_text(encoding="utf-8") == original
 
@@ -233,7 +235,7 @@ def test_the_markdown_table_has_one_row_per_setting() -> None:
 def test_healthcheck_reads_the_health_settings_as_the_worker_does(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from worker.cli import main
+    from worker.cli.main import main
 
     monkeypatch.setenv("THUMBX_HEALTH_PORT", "80800")
     assert main(["healthcheck"]) == 2
@@ -244,7 +246,7 @@ def test_healthcheck_reads_the_health_settings_as_the_worker_does(
 
 
 async def test_service_refuses_a_health_port_taken_after_the_start_up_check() -> None:
-    from worker import service
+    from worker.runtime import service
 
     with socket.socket() as taken:  # taken between `thumbx worker`'s check and the server's bind
         taken.bind(("127.0.0.1", 0))
@@ -261,15 +263,15 @@ def test_the_old_queue_placement_spelling_still_works_with_a_deprecation_warning
 ) -> None:
     env = BASE | {"THUMBX_ROLE_ARN": ROLE, "THUMBX_QUEUE_CREDENTIALS": old}
     assert load_settings(env).queue_credentials == current
-    assert table.warnings(env) == [
+    assert environ.warnings(env) == [
         f"THUMBX_QUEUE_CREDENTIALS={old.lower()} is deprecated; use THUMBX_QUEUE_CREDENTIALS={current} "
         "(same meaning)"
     ]
-    assert table.warnings(env | {"THUMBX_QUEUE_CREDENTIALS": current}) == []
+    assert environ.warnings(env | {"THUMBX_QUEUE_CREDENTIALS": current}) == []
 
 
 def test_queue_placement_uses_the_templates_vocabulary() -> None:
-    from worker.deploy_spec import QUEUE_PLACEMENTS
+    from worker.ops.deploy_spec import QUEUE_PLACEMENTS
 
     assert set(table.BY_NAME["THUMBX_QUEUE_CREDENTIALS"].choices) == set(QUEUE_PLACEMENTS)
     # without a role to assume the queue can only be read with the base (compute account's) credentials
@@ -295,8 +297,8 @@ class _Recording(dict[str, str]):
 
 
 def test_render_help_lists_exactly_the_variables_render_reads() -> None:
-    from worker.cli import build_parser
-    from worker.config import RENDER_SETTINGS, load_limits, load_presets
+    from worker.cli.main import build_parser
+    from worker.core.config import RENDER_SETTINGS, load_limits, load_presets
 
     env = _Recording()
     load_limits(env)
@@ -310,7 +312,7 @@ def test_render_help_lists_exactly_the_variables_render_reads() -> None:
 
 
 def test_the_lambda_safety_margin_default_is_the_tables() -> None:
-    from worker.batch import BatchSettings
+    from worker.runtime.batch import BatchSettings
 
     default = table.BY_NAME["THUMBX_LAMBDA_SAFETY_MS"].default
     assert BatchSettings.from_env({}, 4).safety_margin_ms == int(default or 0) == 10_000

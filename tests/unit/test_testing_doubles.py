@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from worker.dead_letter import DeadLetterSink
-from worker.errors import CorruptImage, ObjectMissing
-from worker.pipeline import Renderer
-from worker.presets import parse_presets
-from worker.queue import MessageQueue
-from worker.storage import ObjectStore
+from worker.aws.s3 import ObjectStore
+from worker.aws.sqs import MessageQueue
+from worker.core.errors import CorruptImage, ObjectMissing
+from worker.core.presets import parse_presets
+from worker.runtime.dead_letter import DeadLetterSink
+from worker.runtime.pipeline import Renderer
 from worker.testing import (
     CORRUPT,
     ManualClock,

@@ -1,11 +1,11 @@
 """thumbx's access matrix (pure): who may do what, as requests with the decision least privilege demands.
 
 Each scenario is one deployment (queue placement x KMS); its documents come from
-:func:`worker.deploy_spec.render_all`, which ``tests/unit/test_deploy_documents.py`` proves equal to what the
-templates carry. Principals other than thumbx's own get deliberately broad identity policies (an admin with
-``*``, a data scientist in B with ``s3:*``/``kms:*``/``sqs:*``, an intruder with ``*``): the resource
-policies must stop them, not their good manners. ``seed_documents`` puts the seed's documents in thumbx's
-place, so the same matrix shows what they get wrong.
+:func:`worker.ops.deploy_spec.render_all`, which ``tests/unit/test_deploy_documents.py`` proves equal to
+what the templates carry. Principals other than thumbx's own get deliberately broad identity policies (an
+admin with ``*``, a data scientist in B with ``s3:*``/``kms:*``/``sqs:*``, an intruder with ``*``): the
+resource policies must stop them, not their good manners. ``seed_documents`` puts the seed's documents in
+thumbx's place, so the same matrix shows what they get wrong.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.backfill_policy import backfill_operator_policy
-from worker.deploy_spec import DeploySpec, render_all
-from worker.perimeter import analyzer_role_arn
-from worker.policies import VERSION, Policy, StorageScope
+from worker.ops.backfill_policy import backfill_operator_policy
+from worker.ops.deploy_spec import DeploySpec, render_all
+from worker.ops.perimeter import analyzer_role_arn
+from worker.ops.policies import VERSION, Policy, StorageScope
 
 A, B, C = "111111111111", "222222222222", "333333333333"
 REGION = "us-east-1"

@@ -7,15 +7,15 @@ What it guarantees for every rendition: upright (EXIF orientation applied, tag g
 profiles converted, relative colorimetric with black-point compensation: see ``colour``), metadata
 stripped unless a preset keeps the ICC profile or copyright, fits the preset's box, never upscaled unless
 asked, never 0 px, byte-identical on re-run. What it refuses, with a typed
-:class:`~worker.errors.ImageError`, before decoding pixels: formats outside the allow-list, images over
+:class:`~worker.core.errors.ImageError`, before decoding pixels: formats outside the allow-list, images over
 the size, frame, progressive or memory limits; while decoding: corrupt or truncated data, and anything
 still running at the time limit.
 """
 
+from worker.core.limits import DEFAULT_LIMITS, Limits
 from worker.imaging.build import build_info
 from worker.imaging.colour import builtin_profile, has_builtin_profile
 from worker.imaging.core import LOADER_FORMATS, Header, Rendition, probe, render
-from worker.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "DEFAULT_LIMITS",

@@ -5,7 +5,7 @@ Order of work for one upload:
 1. :func:`probe` sniffs the loader from the first bytes and refuses anything outside the allow-list
    (SVG, PDF, ImageMagick, JPEG 2000, ... never reach a decoder; libvips' untrusted loaders are blocked
    process-wide as well), then reads the header only and checks bytes, width x height x frames, the
-   progressive-JPEG cap and the memory estimate against :class:`~worker.limits.Limits`.
+   progressive-JPEG cap and the memory estimate against :class:`~worker.core.limits.Limits`.
 2. One shrink-on-load decode to the largest size any preset needs: EXIF orientation applied (all eight,
    the mirrored ones too), every embedded profile that is not sRGB (or libvips' CMYK fallback, or an AVIF's
    nclx Display P3) converted to sRGB once, relative colorimetric with black-point compensation
@@ -13,26 +13,27 @@ Order of work for one upload:
    data is an error, not a grey block.
 3. Every preset is cut from that one in-memory base (resize, cover crop), flattened where the format (or
    the preset) has no alpha, and encoded with every piece of metadata stripped unless the preset keeps the
-   ICC profile or the copyright line. Encoders are deterministic, so the same input gives the same bytes.
+   ICC profile or the copyright line (:mod:`worker.imaging.encode`). Encoders are deterministic, so the same
+   input gives the same bytes.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pyvips
 
-from worker.budget import budget_for, current_reservation
-from worker.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.budget import budget_for, current_reservation
+from worker.core.errors import CorruptImage, ImageError, ImageTooLarge, RenderTimeout, UnsupportedFormat
+from worker.core.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
+from worker.core.presets import Preset
 from worker.imaging import colour, heif
+from worker.imaging.encode import ICC_ASIDE, field, finish, save
 from worker.imaging.guard import Deadline
-from worker.imaging.markers import heif_nclx, jpeg_is_progressive, webp_without_metadata
-from worker.limits import DEFAULT_LIMITS, Limits, estimate_peak_bytes
-from worker.presets import Preset
+from worker.imaging.markers import heif_nclx, jpeg_is_progressive
 
 # The only loaders that may ever run, and the format name each one reads. heifload reads AVIF and HEIC:
 # the header's compression tells which. uhdrload (libvips >= 8.17) is the JPEG loader for Ultra HDR files.
@@ -47,12 +48,7 @@ LOADER_FORMATS = {
 }
 ANIMATED_INPUTS = ("gif", "webp")
 FAIL_ON = "error"  # truncated and corrupt input fail; mere warnings (odd EXIF, extra bytes) do not
-_KEEP_FLAGS = pyvips.at_least_libvips(8, 15)
-_METADATA_PREFIXES = ("exif-", "xmp-", "iptc-", "png-comment", "gif-comment", "orientation", "gainmap")
-_ICC_ASIDE = "thumbx-srgb-profile"
-_METADATA_NAMES = ("icc-profile-data", "heif-primary", "interlaced")
 _PREMATURE_END = ("premature end of JPEG image", "Premature end of input file", "Premature end of JPEG file")
-_EXIF_TEXT = re.compile(r"^(.*?) \(.*, \w+, \d+ components?, \d+ bytes\)$", re.DOTALL)
 _NO_CODEC = "compression format has not been built in"
 # libvips/codec messages that mean "valid file, variant this build can't read" rather than "broken file"
 _UNSUPPORTED_VARIANT = ("Unsupported feature", "Unsupported JPEG data precision", "is not configured")
@@ -64,7 +60,7 @@ pyvips.cache_set_max(0)  # every upload is new: caching operations would only pi
 @dataclass(frozen=True)
 class Header:
     loader: str
-    format: str  # one of worker.limits.KNOWN_FORMATS
+    format: str  # one of worker.core.limits.KNOWN_FORMATS
     width: int  # as stored
     height: int
     frames: int  # frames that will be decoded (1 unless a preset asks for animation)
@@ -108,9 +104,9 @@ def probe(data: bytes, limits: Limits = DEFAULT_LIMITS, *, animated: bool = Fals
     try:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on=FAIL_ON)
         if fmt == "heif":
-            fmt = "avif" if _field(image, "heif-compression", "") == "av1" else "heic"
-        pages = int(_field(image, "n-pages", 1)) if animated and fmt in ANIMATED_INPUTS else 1
-        orientation = int(_field(image, "orientation", 1))
+            fmt = "avif" if field(image, "heif-compression", "") == "av1" else "heic"
+        pages = int(field(image, "n-pages", 1)) if animated and fmt in ANIMATED_INPUTS else 1
+        orientation = int(field(image, "orientation", 1))
         width, height = int(image.width), int(image.height)
     except pyvips.Error as exc:
         if any(marker in str(exc) for marker in _UNSUPPORTED_VARIANT):
@@ -150,7 +146,7 @@ def _check_size(header: Header, limits: Limits) -> None:
 
 
 def render(data: bytes, presets: Sequence[Preset], limits: Limits = DEFAULT_LIMITS) -> list[Rendition]:
-    """Render every preset from one decode; raise an :class:`~worker.errors.ImageError` subclass."""
+    """Render every preset from one decode; raise an :class:`~worker.core.errors.ImageError` subclass."""
     if not presets:
         return []
     header = probe(data, limits, animated=any(p.animated for p in presets))
@@ -185,13 +181,13 @@ def _render(data: bytes, header: Header, presets: Sequence[Preset], deadline: De
         deadline.check(f"preset {preset.name}")
         if preset.animated:
             image = _decode_animated(data, header, preset, deadline)
-            height = int(_field(image, "page-height", image.height))
+            height = int(field(image, "page-height", image.height))
         else:
             image = _fit(sources, header, preset)
             height = image.height
             if preset.fit == "inside":
                 sources.append(image)
-        out = _save(deadline.watch(_finish(image, preset)), preset)
+        out = save(deadline.watch(finish(image, preset)), preset)
         made[preset.name] = Rendition(preset, out, int(image.width), int(height))
     deadline.check("encode")
     return [made[preset.name] for preset in presets]
@@ -263,7 +259,7 @@ def _set_icc_aside(image: Any) -> Any:
     profile = image.get("icc-profile-data")
     image = image.copy()
     image.remove("icc-profile-data")
-    image.set_type(pyvips.GValue.blob_type, _ICC_ASIDE, profile)
+    image.set_type(pyvips.GValue.blob_type, ICC_ASIDE, profile)
     return image
 
 
@@ -333,64 +329,6 @@ def _to_srgb8(image: Any) -> Any:
     return image
 
 
-def _finish(image: Any, preset: Preset) -> Any:
-    if image.hasalpha() and not preset.keeps_alpha:
-        grey = image.bands < 3
-        background = [sum(preset.background) / 3] if grey else list(preset.background)
-        image = image.flatten(background=background).cast("uchar")
-    return _metadata(image, preset)
-
-
-def _metadata(image: Any, preset: Preset) -> Any:
-    """Remove every metadata item except what the preset keeps (geometry items stay).
-
-    A preset that keeps nothing needs no removal: the encoder's ``keep=0`` writes no metadata at all
-    (EXIF, XMP, IPTC, ICC, comments, gain map), which the tests check on every output format. Only
-    libvips < 8.15, which has ``strip`` instead, gets the item-by-item removal.
-    """
-    if not preset.keep and _KEEP_FLAGS:
-        return image
-    image = image.copy()
-    copyright_line = _field(image, "exif-ifd0-Copyright", None) if "copyright" in preset.keep else None
-    profile = _field(image, _ICC_ASIDE, None)
-    for raw in _field_names(image):
-        name = raw.decode("utf-8", "replace")
-        if name.startswith(_METADATA_PREFIXES) or name in _METADATA_NAMES or name == _ICC_ASIDE:
-            pyvips.vips_lib.vips_image_remove(image.pointer, raw)
-    if profile is not None and "icc" in preset.keep:
-        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", profile)
-    if copyright_line:
-        # libvips shows EXIF strings as "value (raw, ASCII, n components, m bytes)"
-        match = _EXIF_TEXT.match(str(copyright_line))
-        text = (match.group(1) if match else str(copyright_line)).strip()
-        if text:
-            image.set_type(pyvips.GValue.gstr_type, "exif-ifd0-Copyright", text)
-    return image
-
-
-def _save(image: Any, preset: Preset) -> bytes:
-    options: dict[str, Any] = {}
-    exif = "copyright" in preset.keep and image.get_typeof("exif-ifd0-Copyright") != 0
-    icc = "icc" in preset.keep and image.get_typeof("icc-profile-data") != 0
-    if _KEEP_FLAGS:
-        flags = pyvips.enums.ForeignKeep
-        options["keep"] = (flags.EXIF if exif else 0) | (flags.ICC if icc else 0)
-    else:
-        options["strip"] = not (exif or icc)
-    if preset.format == "jpeg":
-        optimize = preset.huffman == "optimal"  # "standard": the same pixels, ~2% more bytes, less CPU
-        out = image.jpegsave_buffer(Q=preset.quality, optimize_coding=optimize, **options)
-    elif preset.format == "webp":
-        out = image.webpsave_buffer(Q=preset.quality, **options)
-        if not _KEEP_FLAGS and not exif:
-            out = webp_without_metadata(bytes(out))
-    elif preset.format == "png":
-        out = image.pngsave_buffer(compression=6, **options)
-    else:
-        out = image.heifsave_buffer(Q=preset.quality, compression="av1", **options)
-    return bytes(out)
-
-
 def _find_loader(data: bytes) -> str:
     """The libvips loader that would open ``data``, found by sniffing only (nothing is decoded)."""
     pointer = pyvips.vips_lib.vips_foreign_find_load_buffer(data, len(data))
@@ -399,32 +337,6 @@ def _find_loader(data: bytes) -> str:
         raise UnsupportedFormat("not an image format thumbx reads")
     type_name = pyvips.ffi.string(pointer).decode()
     return str(pyvips.nickname_find(pyvips.type_from_name(type_name)))
-
-
-def _field_names(image: Any) -> list[bytes]:
-    """Every metadata name as libvips stores it. ``image.get_fields()`` decodes them as UTF-8 and raises
-    on a name that is not (a PNG text chunk's keyword is Latin-1), leaking the rest of the array."""
-    array = pyvips.vips_lib.vips_image_get_fields(image.pointer)
-    names: list[bytes] = []
-    try:
-        i = 0
-        while array[i] != pyvips.ffi.NULL:
-            names.append(bytes(pyvips.ffi.string(array[i])))
-            pyvips.glib_lib.g_free(array[i])
-            i += 1
-    finally:
-        pyvips.glib_lib.g_free(array)
-    return names
-
-
-def _field(image: Any, name: str, default: Any) -> Any:
-    """A metadata value, or ``default`` when absent or when its text is not UTF-8 (pyvips would raise)."""
-    if image.get_typeof(name) == 0:
-        return default
-    try:
-        return image.get(name)
-    except UnicodeDecodeError:
-        return default
 
 
 def _last_line(exc: BaseException) -> str:

@@ -1,4 +1,5 @@
-"""Bounds on one render: a wall-clock deadline that stops libvips itself (the memory budget: worker.budget).
+"""Bounds on one render: a wall-clock deadline that stops libvips itself
+(the memory budget: worker.core.budget).
 
 The deadline works inside libvips: each image of the render (the loader's output, the resized base, the
 encoder's input) is registered, and a timer thread sets their kill flags when time is up. libvips then
@@ -18,8 +19,8 @@ import time
 from types import TracebackType
 from typing import Any
 
-from worker.budget import MemoryBudget, budget_for
-from worker.errors import RenderTimeout
+from worker.core.budget import MemoryBudget, budget_for
+from worker.core.errors import RenderTimeout
 
 __all__ = ["Deadline", "MemoryBudget", "budget_for"]
 

@@ -41,7 +41,7 @@ from typing import Any
 import pyvips
 from PIL import Image
 
-from worker.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedFormat
+from worker.core.errors import CorruptImage, ImageError, ImageTooLarge, UnsupportedFormat
 
 
 def import_isolated(name: str) -> ModuleType:

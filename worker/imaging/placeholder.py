@@ -16,11 +16,11 @@ from typing import Any
 
 import pyvips
 
-from worker.errors import CorruptImage
+from worker.core.errors import CorruptImage
+from worker.core.limits import DEFAULT_LIMITS, Limits
 from worker.imaging.core import Rendition, probe
-from worker.limits import DEFAULT_LIMITS, Limits
-from worker.palette import dominant_colour
-from worker.thumbhash import rgba_to_thumbhash
+from worker.imaging.palette import dominant_colour
+from worker.imaging.thumbhash import rgba_to_thumbhash
 
 PLACEHOLDER_SIDE = 32
 

@@ -1,0 +1,1 @@
+"""`thumbx ...`: the entry point and one module per subcommand."""

@@ -1,0 +1,1 @@
+"""Pure vocabulary and rules: events, keys, presets, limits, errors, settings; no I/O, no AWS."""

@@ -1,0 +1,1 @@
+"""`thumbx demo`: the embedded emulator, samples and the contact sheet."""

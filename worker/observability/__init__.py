@@ -1,0 +1,1 @@
+"""Logs, counters, EMF, /healthz /readyz /metrics, malloc arenas."""

@@ -1,0 +1,1 @@
+"""Operator tooling the service never runs: policies, perimeter, backfill, DLQ, doctor, provision."""

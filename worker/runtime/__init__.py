@@ -1,0 +1,1 @@
+"""The running service: pipeline, consumer (leases, heartbeat, delete batching), batch, fates."""
