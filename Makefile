@@ -151,6 +151,7 @@ test-system-vips: $(SYSVIPS_VENV)/.installed-stamp
 # `make bench BENCH_ARGS=--quick` scales it down; `--only pipeline,memory` picks parts.
 BENCH_ARGS ?=
 bench: $(STAMP)
+	tools/bench/install-peer-headers.sh
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # The imaging core against sharp (npm, pinned, into ~/.cache/thumbx when node is there), Pillow-SIMD (built
@@ -159,4 +160,5 @@ bench: $(STAMP)
 # listed as skipped. Also the "peers" part of `make bench`. `make bench-peers PEERS_ARGS=--quick`.
 PEERS_ARGS ?=
 bench-peers: $(STAMP)
+	tools/bench/install-peer-headers.sh
 	$(PY) -m bench.bench_peers $(PEERS_ARGS)

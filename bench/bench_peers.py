@@ -299,7 +299,7 @@ def report(results: dict[str, Any], rows: list[Contender]) -> str:
     ordered = sorted(results["contenders"].items(), key=lambda kv: kv[1]["cpu_s"])
     body = [
         [
-            ("**" if k == "core" else "") + v["label"],
+            ("> " if k == "core" else "") + v["label"],
             f"{v['cpu_s']:.2f}",
             f"{v['cpu_ms_per_image']:.1f}",
             "1.00" if k == "core" or v["ratio_vs_core"] is None else f"{v['ratio_vs_core']:.2f}",
