@@ -193,16 +193,7 @@ class Consumer:
         if not messages:
             return
         self._metrics.inc("thumbx_messages_received_total", len(messages))
-        try:
-            result = await self._queue.change_visibility(messages, 0)
-        except ThumbxError as exc:
-            log.warning("release_failed", count=len(messages), error=str(exc))
-            return
-        self._metrics.inc("thumbx_messages_released_total", len(messages) - len(result.failed))
-        log.info(
-            "released_received_after_stop",
-            message_ids=[m.message_id for m in messages if m.message_id not in result.failed],
-        )
+        await self._return_to_queue(messages, event="released_received_after_stop")
 
     async def _pause(self, exc: ThumbxError, stop_wait: asyncio.Task[bool]) -> None:
         pause = self._pause_state.failed(exc)
@@ -348,17 +339,17 @@ class Consumer:
             await asyncio.wait(remaining, timeout=max(0.1, deadline - time.monotonic()))
         await self._deletes.finish(timeout=max(0.1, deadline - time.monotonic()))
 
-    async def _return_to_queue(self, messages: Sequence[Message]) -> None:
+    async def _return_to_queue(
+        self, messages: Sequence[Message], *, event: str = "released_unfinished"
+    ) -> None:
+        """Make ``messages`` visible again at once; count and log (``event``) the ones SQS took back."""
         try:
             result = await self._queue.change_visibility(messages, 0)
         except ThumbxError as exc:
             log.warning("release_failed", count=len(messages), error=str(exc))
             return
         self._metrics.inc("thumbx_messages_released_total", len(messages) - len(result.failed))
-        log.info(
-            "released_unfinished",
-            message_ids=[m.message_id for m in messages if m.message_id not in result.failed],
-        )
+        log.info(event, message_ids=[m.message_id for m in messages if m.message_id not in result.failed])
 
     async def drain(self) -> None:
         """Wait for every held message to settle, then flush deletes (no deadline; for tests and tools)."""
