@@ -4,7 +4,6 @@ and the Lambda's."""
 from __future__ import annotations
 
 import inspect
-import json
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
@@ -20,7 +19,7 @@ from worker.runtime.batch import BatchRecord
 from worker.runtime.consumer import Consumer
 from worker.runtime.fate import REASONS, TIME_GUARD, UNEXPECTED, Reason
 from worker.runtime.pipeline import Pipeline, PipelineConfig
-from worker.testing import MemoryDlq, MemoryQueue
+from worker.testing import MemoryDlq, MemoryQueue, s3_event_body
 
 
 def test_the_registry_names_every_error_reason_with_its_permanence() -> None:
@@ -36,15 +35,7 @@ def test_the_registry_names_every_error_reason_with_its_permanence() -> None:
 
 
 def body(*keys: str) -> str:
-    records = [
-        {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": BUCKET}, "object": {"key": k}},
-        }
-        for k in keys
-    ]
-    return json.dumps({"Records": records})
+    return s3_event_body(BUCKET, *keys)
 
 
 OBJECTS = {"input/good.jpg": b"good", "input/bad.jpg": b"corrupt"}

@@ -23,7 +23,7 @@ from worker.runtime.batch import (
     UnreportableFailure,
 )
 from worker.runtime.pipeline import Pipeline, PipelineConfig
-from worker.testing import MemoryDlq
+from worker.testing import MemoryDlq, s3_event_body
 
 BUCKET = "images"
 PRESETS = parse_presets("sm:64:webp")
@@ -70,15 +70,7 @@ def fake_render(data: bytes, presets: Sequence[Preset], limits: Limits) -> list[
 
 
 def s3_body(*keys: str) -> str:
-    records = [
-        {
-            "eventSource": "aws:s3",
-            "eventName": "ObjectCreated:Put",
-            "s3": {"bucket": {"name": BUCKET}, "object": {"key": k}},
-        }
-        for k in keys
-    ]
-    return json.dumps({"Records": records})
+    return s3_event_body(BUCKET, *keys)
 
 
 def processor(
