@@ -129,15 +129,10 @@ def _s3_record(record: Any) -> Item:
         return Rejected("bad_event", "record has no eventName")
     if not name.startswith("ObjectCreated:"):
         return Ignored("not_object_created", name)
-    try:
-        s3 = record["s3"]
-        bucket = s3["bucket"]["name"]
-        obj = s3["object"]
-        raw_key = obj["key"]
-    except (KeyError, TypeError) as exc:
-        return Rejected("bad_event", f"S3 record lacks {exc}")
-    if not isinstance(bucket, str) or not isinstance(raw_key, str) or not bucket or not raw_key:
-        return Rejected("bad_event", "bucket or key is empty or not a string")
+    located = _located(record, "s3", "S3 record")
+    if isinstance(located, Rejected):
+        return located
+    bucket, obj, raw_key = located
     return ObjectRef(
         bucket=bucket,
         key=unquote_plus(raw_key),
@@ -154,15 +149,11 @@ def _eventbridge(doc: Mapping[str, Any]) -> Item:
     detail_type = doc.get("detail-type")
     if detail_type != "Object Created":
         return Ignored("not_object_created", str(detail_type))
-    try:
-        detail = doc["detail"]
-        bucket = detail["bucket"]["name"]
-        obj = detail["object"]
-        key = obj["key"]
-    except (KeyError, TypeError) as exc:
-        return Rejected("bad_event", f"EventBridge event lacks {exc}")
-    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
-        return Rejected("bad_event", "bucket or key is empty or not a string")
+    located = _located(doc, "detail", "EventBridge event")
+    if isinstance(located, Rejected):
+        return located
+    bucket, obj, key = located
+    detail = doc["detail"]
     return ObjectRef(
         bucket=bucket,
         key=key,
@@ -173,6 +164,20 @@ def _eventbridge(doc: Mapping[str, Any]) -> Item:
         event_time=_str_or_none(doc.get("time")),
         sequencer=normalise_sequencer(_str_or_none(obj.get("sequencer"))),
     )
+
+
+def _located(container: Mapping[str, Any], field: str, what: str) -> tuple[str, Any, str] | Rejected:
+    """``container[field]``'s bucket name, object and (raw) key, the same in S3 and EventBridge events."""
+    try:
+        part = container[field]
+        bucket = part["bucket"]["name"]
+        obj = part["object"]
+        key = obj["key"]
+    except (KeyError, TypeError) as exc:
+        return Rejected("bad_event", f"{what} lacks {exc}")
+    if not isinstance(bucket, str) or not isinstance(key, str) or not bucket or not key:
+        return Rejected("bad_event", "bucket or key is empty or not a string")
+    return bucket, obj, key
 
 
 def _int_or_none(value: Any) -> int | None:
